@@ -1,0 +1,5 @@
+"""Allow ``python -m tap_heymarket``."""
+
+from tap_heymarket.tap import TapHeymarket
+
+TapHeymarket.cli()

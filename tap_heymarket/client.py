@@ -1,0 +1,202 @@
+"""HTTP side of the tap: one request to Heymarket, paced, retried and explained when it fails."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+import typing as t
+from functools import cached_property
+
+import msgspec
+import requests
+from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.streams import RESTStream
+
+from tap_heymarket.auth import authenticator_for
+
+if t.TYPE_CHECKING:
+    from singer_sdk.authenticators import APIAuthenticatorBase
+
+_RETRIED_STATUSES = frozenset((429, 500, 502, 503, 504))
+_CREDENTIAL_HINT = (
+    "check api_secret_id and api_secret_key (Heymarket: Settings > Integrations > API), "
+    "or api_key for a legacy team key"
+)
+_decode = msgspec.json.Decoder().decode
+
+
+class HeymarketAPIError(FatalAPIError):
+    """Heymarket could not give us what we asked for; the message says what and what to check."""
+
+
+class _RetryableError(Exception):
+    """A failed attempt worth repeating: ``wait`` is the server's Retry-After, if it gave one."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+class RequestPacer:
+    """Spaces request starts evenly so a sync stays under Heymarket's per-minute limit.
+
+    Spacing rather than bursting means no 60-second window ever holds more than the allowed
+    number of requests, however the API counts its window.
+    """
+
+    def __init__(
+        self,
+        max_per_minute: int,
+        clock: t.Callable[[], float] = time.monotonic,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 60.0 / max_per_minute
+        self._clock = clock
+        self._sleep = sleep
+        self._next_start = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until the next request may start."""
+        with self._lock:
+            now = self._clock()
+            if now < self._next_start:
+                self._sleep(self._next_start - now)
+                now = self._next_start
+            self._next_start = now + self._interval
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if usable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _describe_body(response: requests.Response) -> str:
+    """A short, safe account of an error body: the API's message, or what kind of body it was."""
+    content_type = response.headers.get("Content-Type", "")
+    text = response.text.strip()
+    if "json" in content_type or text.startswith("{"):
+        try:
+            body = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return "an unreadable JSON body"
+        if isinstance(body, dict):
+            parts = [str(body[key]) for key in ("error", "message") if body.get(key)]
+            return ": ".join(parts)[:300] or "a JSON object without a message"
+    if text.lower().startswith(("<!doctype", "<html")) or "html" in content_type:
+        return "an HTML page (a proxy or maintenance page, not the API)"
+    return f"{text[:120]!r}" if text else "an empty body"
+
+
+class HeymarketStream(RESTStream):
+    """Base for Heymarket streams: JSON POST endpoints, JWT auth, pacing and retries."""
+
+    http_method = "POST"
+
+    @property
+    def url_base(self) -> str:
+        """From ``api_url``, so tests and proxies can point the tap elsewhere."""
+        return self.config["api_url"].rstrip("/")
+
+    @cached_property
+    def authenticator(self) -> APIAuthenticatorBase:
+        """One authenticator per stream, so a JWT can be reused for its short safe period."""
+        return authenticator_for(self.config)
+
+    @cached_property
+    def pacer(self) -> RequestPacer:
+        """Keeps this stream under ``max_requests_per_minute``."""
+        return RequestPacer(self.config["max_requests_per_minute"])
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        """A keep-alive session with TLS verification that no environment setting turns off."""
+        session = requests.Session()
+        session.verify = True
+        session.headers.update(
+            {
+                "User-Agent": self.user_agent,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+        )
+        return session
+
+    def post_json(self, body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        """POST ``body`` to the stream's path and return the JSON array it answers with.
+
+        Retries what may pass (429, 5xx, cut connections, timeouts, a 200 that is not a JSON
+        array) with exponential backoff and jitter, honouring ``Retry-After``, each attempt with
+        a fresh token; fails at once, with what to check, on what will not (400, 401, 403, 404).
+        """
+        max_retries: int = self.config["max_retries"]
+        backoff = float(self.config["backoff_factor"])
+        encoded = msgspec.json.encode(body)
+        for attempt in range(max_retries + 1):
+            try:
+                return self._attempt(encoded, body)
+            except _RetryableError as exc:
+                if attempt == max_retries:
+                    msg = f"Heymarket kept failing after {max_retries + 1} attempts; last: {exc}"
+                    raise HeymarketAPIError(msg) from None
+                delay = min(60.0, backoff * 2**attempt) * random.uniform(0.5, 1.0)
+                if exc.wait is not None:
+                    delay = max(delay, exc.wait)
+                self.logger.warning(
+                    "%s; retry %d of %d in %.1f s", exc, attempt + 1, max_retries, delay
+                )
+                time.sleep(delay)
+        raise AssertionError  # pragma: no cover - the loop always returns or raises
+
+    def _attempt(self, encoded: bytes, body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        self.pacer.wait()
+        request = requests.Request("POST", self.url_base + self.path, data=encoded)
+        prepared = self.authenticator(self._session.prepare_request(request))
+        try:
+            response = self._session.send(
+                prepared, timeout=float(self.config["request_timeout"]), allow_redirects=False
+            )
+            content = response.content
+        except requests.Timeout:
+            msg = f"no answer from Heymarket within request_timeout ({self.config['request_timeout']} s)"
+            raise _RetryableError(msg) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            msg = f"connection to Heymarket failed ({type(exc).__name__})"
+            raise _RetryableError(msg) from None
+        request_id = response.headers.get("X-Request-Id", "none")
+        status = response.status_code
+        if status == 200:
+            try:
+                records = _decode(content)
+            except msgspec.DecodeError:
+                records = None
+            if isinstance(records, list):
+                return records
+            msg = (
+                f"Heymarket answered 200 with {_describe_body(response)} instead of a JSON array "
+                f"of contacts (X-Request-Id: {request_id})"
+            )
+            raise _RetryableError(msg)
+        what = f"Heymarket answered {status} with {_describe_body(response)} (X-Request-Id: {request_id})"
+        if status in _RETRIED_STATUSES:
+            raise _RetryableError(what, retry_after_seconds(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            msg = f"{what}: the credentials were refused; {_CREDENTIAL_HINT}."
+        elif status == 400:
+            msg = f"{what}: the request {body} was rejected; check start_date and page_size."
+        elif status == 404:
+            msg = f"{what}: no such endpoint; check api_url ({self.url_base})."
+        else:
+            msg = f"{what}."
+        raise HeymarketAPIError(msg)

@@ -1,0 +1,269 @@
+"""Turn what the API sends into records that match the stream's schema exactly.
+
+Doing the type work here, once per field with known types, is what lets the stream skip the
+SDK's generic per-value conformance pass (see ``ContactsStream.TYPE_CONFORMANCE_LEVEL``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+#: Every date-time leaves the tap in this one fixed-width UTC form, so that comparing two of
+#: them as strings (the SDK does, for the bookmark) agrees with comparing the instants.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))",
+)
+_UTC = datetime.timezone.utc
+
+
+class InvalidTimestampError(ValueError):
+    """A value that should be an RFC 3339 date-time is not one."""
+
+
+def normalize_timestamp(value: object) -> str | None:
+    """Return ``value`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC, or None when it is unset.
+
+    Go writes a variable number of fractional digits (``:05Z``, ``:05.5Z``, ``:05.123456789Z``)
+    and ``0001-01-01T00:00:00Z`` for a zero time. Digits past the microsecond are truncated,
+    never rounded, so a normalised value is never later than the instant it stands for.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        msg = f"expected an RFC 3339 string, got {type(value).__name__}"
+        raise InvalidTimestampError(msg)
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        msg = f"not an RFC 3339 date-time: {value[:40]!r}"
+        raise InvalidTimestampError(msg)
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if year == "0001" and month == "01" and day == "01":
+        return None  # Go's zero time: the API's way of saying "unset"
+    try:
+        instant = datetime.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=_UTC,
+        )
+    except ValueError as exc:
+        msg = f"not a valid date-time: {value[:40]!r} ({exc})"
+        raise InvalidTimestampError(msg) from exc
+    if not zulu:
+        offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m))
+        instant -= offset if sign == "+" else -offset
+    return instant.strftime(TIMESTAMP_FORMAT)
+
+
+def query_date(timestamp: str) -> str:
+    """The ``date`` to send so the answer surely includes every contact updated at ``timestamp``.
+
+    Whether Heymarket's ``date`` is inclusive or exclusive, and at which precision it compares,
+    is not documented: one whole second earlier, at whole seconds, is inside the range under
+    every reading (re-reading a few contacts is cheap, losing one is not).
+    """
+    instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(
+        microsecond=0, tzinfo=_UTC
+    )
+    return (instant - datetime.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def widen(query: str) -> str:
+    """A whole-second query date in the fixed-width form, for comparing with record timestamps."""
+    return f"{query[:19]}.000000Z"
+
+
+_INTEGER_FIELDS = (
+    "id",
+    "creator_id",
+    "inbox_id",
+    "parent_id",
+    "rev",
+    "team_id",
+    "assigned_user_id",
+)
+_STRING_FIELDS = (
+    "avatar",
+    "display_name",
+    "email",
+    "external_id",
+    "external_ref",
+    "first",
+    "last",
+    "op",
+    "phone",
+    "type",
+)
+_BOOLEAN_FIELDS = ("shared", "is_opted_out")
+_TIMESTAMP_FIELDS = ("created", "updated")
+_NOTE_INTEGER_FIELDS = ("user_id",)
+_NOTE_STRING_FIELDS = ("id", "name", "text")
+
+#: Every top-level field a contact record can carry, in the order the schema lists them.
+CONTACT_FIELDS = frozenset(
+    (
+        *_INTEGER_FIELDS,
+        *_STRING_FIELDS,
+        *_BOOLEAN_FIELDS,
+        *_TIMESTAMP_FIELDS,
+        "custom",
+        "note",
+        "tags",
+    )
+)
+
+_TRUE = frozenset(("true", "t", "1", "yes"))
+_FALSE = frozenset(("false", "f", "0", "no"))
+
+
+class _Uncoercible(ValueError):
+    """A value that cannot become the schema's type without guessing."""
+
+
+def _integer(value: object) -> int | None:
+    if value is None or type(value) is int:
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    if value == "":
+        return None
+    raise _Uncoercible
+
+
+def _boolean(value: object) -> bool | None:
+    if value is None or type(value) is bool:
+        return value  # type: ignore[return-value]
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Uncoercible
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # PostgreSQL cannot store NUL in text or jsonb; it is never meaningful in a contact.
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _Uncoercible
+
+
+def _clean_json(value: object) -> object:
+    """Nested free-form JSON (custom fields, tags) with NUL characters removed from strings."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+@dataclass
+class NormalizeReport:
+    """What the normaliser had to change or could not use, so the sync can say so at the end."""
+
+    nulled: dict[str, int] = field(default_factory=dict)
+    unknown_fields: set[str] = field(default_factory=set)
+
+    def null(self, name: str) -> None:
+        """Count a value that had to be replaced by null."""
+        self.nulled[name] = self.nulled.get(name, 0) + 1
+
+
+def _coerce(
+    value: object,
+    convert: t.Callable[[object], object],
+    name: str,
+    report: NormalizeReport,
+) -> object:
+    try:
+        return convert(value)
+    except (_Uncoercible, InvalidTimestampError):
+        report.null(name)
+        return None
+
+
+def normalize_contact(raw: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:
+    """A schema-exact copy of one contact; values that cannot be used become null and are counted.
+
+    ``id`` and ``updated`` may come out as None: the caller decides what such a contact means.
+    """
+    record: dict[str, t.Any] = {}
+    for name in _INTEGER_FIELDS:
+        if name in raw:
+            value = raw[name]
+            record[name] = value if type(value) is int else _coerce(value, _integer, name, report)
+    for name in _STRING_FIELDS:
+        if name in raw:
+            value = raw[name]
+            record[name] = (
+                value
+                if type(value) is str and "\x00" not in value
+                else _coerce(value, _text, name, report)
+            )
+    for name in _BOOLEAN_FIELDS:
+        if name in raw:
+            value = raw[name]
+            record[name] = value if type(value) is bool else _coerce(value, _boolean, name, report)
+    for name in _TIMESTAMP_FIELDS:
+        if name in raw:
+            record[name] = _coerce(raw[name], normalize_timestamp, name, report)
+    if "custom" in raw:
+        custom = raw["custom"]
+        if isinstance(custom, dict):
+            record["custom"] = _clean_json(custom)
+        elif custom is not None:
+            report.null("custom")
+            record["custom"] = None
+        else:
+            record["custom"] = None
+    if "note" in raw:
+        record["note"] = _notes(raw["note"], report)
+    if "tags" in raw:
+        tags = raw["tags"]
+        record["tags"] = _clean_json(tags if isinstance(tags, list) or tags is None else [tags])
+    if len(record) < len(raw):
+        report.unknown_fields.update(name for name in raw if name not in CONTACT_FIELDS)
+    return record
+
+
+def _notes(value: object, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        report.null("note")
+        return None
+    notes = []
+    for item in value:
+        if not isinstance(item, dict):
+            report.null("note[]")
+            continue
+        note: dict[str, t.Any] = {}
+        if "date" in item:
+            note["date"] = _coerce(item["date"], normalize_timestamp, "note[].date", report)
+        for name in _NOTE_STRING_FIELDS:
+            if name in item:
+                note[name] = _coerce(item[name], _text, f"note[].{name}", report)
+        for name in _NOTE_INTEGER_FIELDS:
+            if name in item:
+                note[name] = _coerce(item[name], _integer, f"note[].{name}", report)
+        notes.append(note)
+    return notes

@@ -1,0 +1,1193 @@
+"""A faithful, fast fake of Heymarket's ``POST /v2/contacts/list`` on a real loopback HTTP server.
+
+Acceptance tests, the demo and the benchmarks talk to it over real sockets, so it reproduces what a
+client can observe of the vendor: JWT / API-key auth, body validation with ``bad_data`` errors,
+date filtering and paging, Go-style timestamps, rate limiting, faults (5xx, HTML pages, cut
+connections, hangs, truncated JSON) and data that changes between requests. Where the vendor's
+behaviour is unknown (inclusive or exclusive ``date``, comparison precision) it is a knob.
+
+Contacts are stored as their JSON text, in a list kept sorted by ``(updated, id)`` (a write
+re-serialises one contact and moves it; nothing is ever re-sorted), so a page is a bisect on the
+date plus a join of a slice: a small fraction of a millisecond even with 100,000 contacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import collections
+import contextlib
+import functools
+import hashlib
+import hmac
+import http
+import itertools
+import json
+import math
+import random
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import unicodedata
+import uuid
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+LIST_PATH = "/v2/contacts/list"
+INBOXES_PATH = "/v1/inboxes"
+#: Heymarket refuses a JWT this many seconds after its ``iat``.
+TOKEN_LIFETIME = 300
+#: Clock skew tolerated for an ``iat`` in the future.
+IAT_SKEW = 30
+FAULT_KINDS = frozenset(
+    {
+        "429",
+        "500",
+        "500-html",
+        "502",
+        "503",
+        "cut",
+        "hang",
+        "json-truncated",
+        "html-200",
+        "error-object-200",
+        "401",
+        "403",
+    }
+)
+#: Knobs ``POST /_admin/config`` may set, with the type each must have.
+CONFIG_KNOBS: dict[str, tuple[type, ...]] = {
+    "latency": (int, float),
+    "rate_limit": (int, type(None)),
+    "rate_window": (int, float),
+    "retry_after": (str, type(None)),
+    "fail_rate": (int, float),
+    "fail_kinds": (list,),
+    "date_exclusive": (bool,),
+    "date_precision": (str,),
+    "changes_per_request": (int,),
+    "creates_per_request": (int,),
+    "hang_seconds": (int, float),
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+_UNSET_TIME = "0001-01-01T00:00:00Z"
+#: Sort position of a raw record whose ``updated`` does not parse: before everything.
+_UNPARSEABLE_US = -(1 << 63)
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:Z|([+-])(\d{2}):(\d{2}))"
+)
+#: Go's encoding/json escapes these inside strings; so do we, so clients meet what Go writes.
+_GO_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+_JSON = "application/json"
+_HTML = "text/html; charset=utf-8"
+_INVALID = object()
+
+_HTML_500 = (
+    b"<!DOCTYPE html><html><head><title>500 Internal Server Error</title></head>"
+    b"<body><h1>Internal Server Error</h1><p>The server encountered an internal error and was "
+    b"unable to complete your request.</p></body></html>"
+)
+_HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_HTML_200 = (
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Heymarket | Sign in'
+    b"</title></head><body><h1>We&rsquo;ll be right back</h1><p>Heymarket is undergoing "
+    b'scheduled maintenance.</p><form action="/login" method="post"><input name="email">'
+    b'<input name="password" type="password"><button>Sign in</button></form></body></html>'
+)
+
+
+def _error(error: str, message: str) -> bytes:
+    return json.dumps({"error": error, "message": message}).encode()
+
+
+#: Faults that replace the response outright: status, content type, body.
+_CANNED_FAULTS: dict[str, tuple[int, str, bytes]] = {
+    "500": (500, _JSON, _error("server_error", "internal server error")),
+    "500-html": (500, _HTML, _HTML_500),
+    "502": (502, _HTML, _HTML_502),
+    "503": (503, _JSON, _error("unavailable", "service temporarily unavailable")),
+    "html-200": (200, _HTML, _HTML_200),
+    "error-object-200": (200, _JSON, _error("server_error", "could not list contacts")),
+    "401": (401, _JSON, _error("unauthorized", "token revoked")),
+    "403": (403, _JSON, _error("denied", "this key may not list contacts")),
+}
+
+
+# --------------------------------------------------------------------------- time
+
+
+def format_go_time(dt: datetime) -> str:
+    """Write ``dt`` like Go's RFC3339Nano in UTC: ``Z``, fractional digits trimmed of zeros."""
+    if dt.tzinfo is None:
+        raise ValueError("format_go_time needs an aware datetime")
+    return _format_us((dt - _EPOCH) // _US)
+
+
+@functools.lru_cache(maxsize=8192)
+def _day(days: int) -> str:
+    return (_EPOCH.date() + timedelta(days=days)).isoformat()
+
+
+def _format_us(us: int) -> str:
+    """Format µs since the epoch, Go-style; the hot path of generation, hence no datetime."""
+    seconds, frac = divmod(us, 1_000_000)
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    text = f"{_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}"
+    if frac:
+        text += "." + f"{frac:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _parse_ns(text: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 string (ns, as Go compares a ``date``)."""
+    match = _RFC3339.fullmatch(text)
+    if not match:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+    frac, sign, off_h, off_m = match.group(7, 8, 9, 10)
+    offset = timedelta(0)
+    if sign:
+        if int(off_h) > 23 or int(off_m) > 59:
+            raise ValueError(f"bad UTC offset in {text!r}")
+        offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (1 if sign == "+" else -1)
+    base = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
+    seconds = (base - _EPOCH) // timedelta(seconds=1)
+    return seconds * 1_000_000_000 + int(((frac or "") + "000000000")[:9])
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or offset, any fraction) to an aware UTC datetime (µs)."""
+    return _EPOCH + (_parse_ns(text) // 1000) * _US
+
+
+# --------------------------------------------------------------------------- JSON and JWT
+
+
+def _go_json(value: Any) -> str:
+    """Serialise compactly with raw UTF-8, escaping ``<>&`` like Go's encoder."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in _GO_ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
+
+
+def _b64url(segment: str) -> bytes:
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+
+
+def make_jwt(secret_id: str, secret_key: str, iat: int | None = None) -> str:
+    """Mint a token the way the vendor documents, with stdlib only (no key-length warnings)."""
+    claims = {"iss": secret_id, "iat": int(time.time()) if iat is None else iat}
+    segments = [
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+        for part in ({"alg": "HS256", "typ": "JWT"}, claims)
+    ]
+    signing_input = ".".join(segments).encode()
+    key = f"{secret_id}||{secret_key}".encode()
+    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
+    return ".".join([*segments, base64.urlsafe_b64encode(signature).rstrip(b"=").decode()])
+
+
+def _check_jwt(token: str, secret_id: str, secret_key: str, now: float) -> str | None:
+    """Why ``token`` is refused, or None if it is a valid Heymarket JWT right now."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return "malformed token: not a JWT"
+    try:
+        header = json.loads(_b64url(parts[0]))
+        claims = json.loads(_b64url(parts[1]))
+        signature = _b64url(parts[2])
+    except (ValueError, binascii.Error):
+        return "malformed token: bad base64url or JSON"
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return "malformed token: header and claims must be JSON objects"
+    if header.get("alg") != "HS256":
+        return f"unsupported alg {header.get('alg')!r}: expected HS256"
+    key = f"{secret_id}||{secret_key}".encode()
+    expected = hmac.new(key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, signature):
+        return "bad signature"
+    if claims.get("iss") != secret_id:
+        return f"wrong issuer {claims.get('iss')!r}"
+    iat = claims.get("iat")
+    if not isinstance(iat, int) or isinstance(iat, bool):
+        return "iat missing or not an integer"
+    if now - iat > TOKEN_LIFETIME:
+        return f"token expired: iat is {int(now - iat)} s old, tokens live {TOKEN_LIFETIME} s"
+    if iat - now > IAT_SKEW:
+        return f"iat is {int(iat - now)} s in the future"
+    return None
+
+
+# --------------------------------------------------------------------------- data generation
+
+_FIRST = (
+    "James", "Mary", "José", "Zoë", "Łukasz", "Nguyễn", "李", "محمد", "Aoife", "Søren",
+    "François", "Priya", "Dmitri", "Ana", "Björn", "Chloé", "Kwame", "Yuki", "Olga", "Mateo",
+    "Siobhán", "Ngozi", "Amélie", "Jürgen", "Émile", "Ines", "Oleksandr", "Mei", "Tomás", "Sam",
+)  # fmt: skip
+_LAST = (
+    "Smith", "García", "Müller", "Nguyễn", "李", "O'Brien", "Kowalski", "Ødegaard", "Абрамов",
+    "الحسن", "Papadopoulos", "Dubois", "Tanaka", "Okafor", "Rossi", "Fernández", "Novák",
+    "Hernández", "Kim", "Johansson", "", "Çelik", "Đorđević", "Wright-Phillips",
+)  # fmt: skip
+_EMOJI = ("🦄", "🌮", "⭐", "🚀", "👩🏽‍💻", "🇫🇷")
+_DOMAINS = ("gmail.com", "example.com", "acme.io", "yahoo.co.uk", "outlook.com", "empresa.mx")
+_TEAM_ID = 4242
+_INBOXES = (
+    {"id": 1201, "name": "Sales", "phone": "15105550100", "team_id": _TEAM_ID},
+    {"id": 1202, "name": "Support ☎", "phone": "15105550101", "team_id": _TEAM_ID},
+    {"id": 1305, "name": "Marketing", "phone": "14155550199", "team_id": _TEAM_ID},
+)
+_USERS = ((3101, "Ana Ops"), (3102, "Ben Sales"), (3117, "Chloé Support"), (3150, "李 Wei"))
+_NOTE_TEXTS = (
+    "Called, left voicemail.",
+    "Prefers SMS after 5pm 📱",
+    "Line one\nLine two\n\nLine four",
+    "<b>VIP</b> & partner -- handle with care",
+    'He said "ok" \\ then hung up',
+    "Rendez-vous à 15h — confirmé ✅",
+    "Renewal due; send quote.\r\nCC finance.",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 40,
+)
+_TAG_NAMES = (
+    "vip", "lead", "customer", "churn-risk", "newsletter", "Événement 2024", "🔥 hot",
+    "wholesale", "partner", "do-not-call", "support", "beta",
+)  # fmt: skip
+_OPS = ("update", "update", "update", "import", "create", "merge")
+_TIERS = ("Enterprise", "SMB", "Mid-Market")
+
+
+def _ascii(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]", "", folded.lower())
+
+
+class _Generator:
+    """Deterministic (per seed) realistic contacts, written straight to JSON for speed.
+
+    Building the JSON text from pre-encoded fragments is several times faster than building a
+    dict and serialising it, and it is byte-identical to ``_go_json`` of the parsed result (a
+    test checks this), so stored contacts are only ever parsed when one is changed.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.random = rng.random
+        self.first = [_go_json(name) for name in _FIRST]
+        self.last = [_go_json(name) for name in _LAST]
+        self.display = [[_go_json(f"{first} {last}".strip()) for last in _LAST] for first in _FIRST]
+        self.local = [
+            [".".join(p for p in (_ascii(first), _ascii(last)) if p) or "user" for last in _LAST]
+            for first in _FIRST
+        ]
+        self.users = [(uid, _go_json(name)) for uid, name in _USERS]
+        self.texts = [_go_json(text) for text in _NOTE_TEXTS]
+        self.emoji = [_go_json(emoji) for emoji in _EMOJI]
+        self.tag_names = [_go_json(name) for name in _TAG_NAMES]
+        tag_time = _format_us(1_600_000_000_000_000)
+        self.tags = [
+            _go_json(
+                {
+                    "id": 500 + i,
+                    "tag": name,
+                    "color": f"#{(i * 2654435761) % 0xFFFFFF:06x}",
+                    "team_id": _TEAM_ID,
+                    "created": tag_time,
+                    "updated": tag_time if i % 3 else _format_us(1_650_000_000_500_000),
+                    "rev": 1 + i % 3,
+                }
+            )
+            for i, name in enumerate(_TAG_NAMES)
+        ]
+
+    def pick(self, n: int) -> int:
+        """Return a uniform index below ``n``, far cheaper than ``randrange``."""
+        return int(self.random() * n)
+
+    def custom(self) -> str:
+        r, pick = self.random, self.pick
+        if r() < 0.4:
+            return "{}"
+        pairs = [f'"12":"{_TIERS[pick(3)]}"']
+        if r() < 0.5:
+            pairs.append(f'"47":"2024-{1 + pick(12):02d}-{1 + pick(28):02d}"')
+        if r() < 0.3:
+            pairs.append(f'"53":"{pick(1000)}"')
+        if r() < 0.1:
+            pairs.append(f'"88":{{"source":"web","utm":{{"campaign":"spring","n":{pick(9)}}}}}')
+        if r() < 0.05:
+            pairs.append(f'"91":["a","b",{self.emoji[pick(len(_EMOJI))]}]')
+        if r() < 0.05:
+            pairs.append('"102":""')
+        return "{" + ",".join(pairs) + "}"
+
+    def notes(self, updated_us: int) -> str:
+        r, pick = self.random, self.pick
+        roll = r()
+        count = 0 if roll < 0.6 else 1 if roll < 0.85 else 2 if roll < 0.95 else 3
+        notes = []
+        for _ in range(count):
+            user_id, name = self.users[pick(len(_USERS))]
+            when = _UNSET_TIME if r() < 0.1 else _format_us(updated_us - pick(10**12))
+            notes.append(
+                f'{{"date":"{when}","id":"{self.rng.getrandbits(48):012x}","name":{name},'
+                f'"text":{self.texts[pick(len(_NOTE_TEXTS))]},"user_id":{user_id}}}'
+            )
+        return "[" + ",".join(notes) + "]"
+
+    def tag_list(self) -> str:
+        roll = self.random()
+        if roll < 0.5:
+            return "[]"
+        pool = self.tag_names if roll < 0.53 else self.tags
+        first, count = self.pick(len(pool)), 1 + self.pick(5)
+        return "[" + ",".join(pool[(first + i) % len(pool)] for i in range(count)) + "]"
+
+    def contact(self, cid: int, updated_us: int, op: str, rev: int) -> str:
+        """One contact as JSON: every field of the vendor's v2 page, plus ``is_opted_out``."""
+        r, pick = self.random, self.pick
+        fi, li = pick(len(_FIRST)), pick(len(_LAST))
+        roll = r()
+        if roll < 0.05:
+            display = _go_json(f"{_FIRST[fi]} {_LAST[li]}".strip() + " " + _EMOJI[pick(6)])
+        else:
+            display = '""' if roll < 0.1 else self.display[fi][li]
+        email = "" if r() < 0.2 else f"{self.local[fi][li]}{cid % 97}@{_DOMAINS[pick(6)]}"
+        updated = _format_us(updated_us)
+        if op == "create":
+            created = updated
+        elif r() < 0.03:
+            created = _UNSET_TIME
+        else:
+            created = _format_us(updated_us - pick(400 * 86_400_000_000))
+        avatar = "" if r() < 0.7 else f"https://cdn.heymarket.com/a/{cid}.jpg"
+        creator = 0 if r() < 0.2 else _USERS[pick(len(_USERS))][0]
+        external_id = "" if r() < 0.6 else f"crm-{pick(10**6):06d}"
+        external_ref = "" if r() < 0.8 else f"sf:003{self.rng.getrandbits(40):010X}"
+        parent = 0 if r() < 0.92 else max(1, cid - 1 - pick(5000))
+        roll = r()
+        if roll < 0.85:
+            phone = f"1{201 + pick(789)}{pick(10_000_000):07d}"
+        elif roll < 0.95:
+            phone = f"447{pick(1_000_000_000):09d}"
+        else:
+            phone = f"52{pick(10_000_000_000):010d}"
+        assigned = 0 if r() < 0.5 else _USERS[pick(len(_USERS))][0]
+        return (
+            f'{{"avatar":"{avatar}","created":"{created}","creator_id":{creator},'
+            f'"custom":{self.custom()},"display_name":{display},"email":"{email}",'
+            f'"external_id":"{external_id}","external_ref":"{external_ref}",'
+            f'"first":{self.first[fi]},"id":{cid},"inbox_id":{_INBOXES[pick(3)]["id"]},'
+            f'"last":{self.last[li]},"note":{self.notes(updated_us)},"op":"{op}",'
+            f'"parent_id":{parent},"phone":"{phone}","rev":{rev},'
+            f'"shared":{"true" if r() < 0.3 else "false"},"team_id":{_TEAM_ID},'
+            f'"type":"contact","updated":"{updated}","assigned_user_id":{assigned},'
+            f'"tags":{self.tag_list()},"is_opted_out":{"true" if r() < 0.05 else "false"}}}'
+        )
+
+    def advance(self, us: int) -> int:
+        """Step to the next distinct ``updated``: sub-second to hours on, 0/3/6 fraction digits."""
+        r, pick = self.random, self.pick
+        roll = r()
+        if roll < 0.1:
+            return us + 1 + pick(999_999)
+        if roll < 0.75:
+            gap = 1 + pick(60)
+        elif roll < 0.97:
+            gap = 60 + pick(1140)
+        else:
+            gap = 3600 + pick(3 * 3600)
+        roll = r()
+        frac = 0 if roll < 0.4 else pick(1000) * 1000 if roll < 0.65 else pick(1_000_000)
+        return (us // 1_000_000 + gap) * 1_000_000 + frac
+
+    def timeline(self, n: int, start_us: int, tie_groups: int, tie_size: int) -> list[int]:
+        """``n`` ascending ``updated`` values: small 2-5 ties now and then, and bulk-import ties."""
+        r, pick = self.random, self.pick
+        sizes = []
+        remaining = n - tie_groups * tie_size
+        while remaining > 0:
+            size = min(remaining, 2 + pick(4) if r() < 0.04 else 1)
+            sizes.append(size)
+            remaining -= size
+        for _ in range(tie_groups):
+            sizes.insert(pick(len(sizes) + 1), tie_size)
+        out: list[int] = []
+        us = start_us
+        for i, size in enumerate(sizes):
+            if i:
+                us = self.advance(us)
+            out.extend([us] * size)
+        return out
+
+    def ids(self, n: int, first: int) -> list[int]:
+        """Ascending ids with gaps (deleted contacts), shuffled within small windows."""
+        r, pick = self.random, self.pick
+        ids = []
+        cid = first
+        for _ in range(n):
+            ids.append(cid)
+            cid += 1 if r() < 0.9 else 2 + pick(5)
+        for lo in range(0, n, 16):
+            window = ids[lo : lo + 16]
+            self.rng.shuffle(window)
+            ids[lo : lo + 16] = window
+        return ids
+
+
+def _id_key(record: dict[str, Any]) -> tuple[int, Any]:
+    """Sort key for a record's id that never compares an int with a str."""
+    if "id" not in record:
+        return (2, "")
+    cid = record["id"]
+    if isinstance(cid, int) and not isinstance(cid, bool):
+        return (0, cid)
+    return (1, cid if isinstance(cid, str) else json.dumps(cid))
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    fake: FakeHeymarket
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore clients hanging up mid-response (normal here); show anything else, a bug."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: tests and benchmarks read the fake's counters, not its stderr."""
+
+    def setup(self) -> None:
+        """Disable Nagle (so small replies never wait for a delayed ACK) and track the socket."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        """Untrack the socket so stop() only closes live ones."""
+        self.server.fake._track(self.connection, add=False)
+        super().finish()
+
+    def do_GET(self) -> None:
+        """Route a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        """Route a POST."""
+        self._dispatch()
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    # ---- plumbing
+
+    def _read_body(self) -> bytes:
+        """Read the whole request body (always, so keep-alive stays in sync)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():
+                pass
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = _JSON,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        cut: bool = False,
+    ) -> None:
+        """Write the response in one send; ``cut`` sends half the body, then drops the socket."""
+        lines = [
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+            f"Content-Type: {ctype}",
+            f"Content-Length: {len(body)}",
+            f"X-Request-Id: {self.request_id}",
+            f"Date: {formatdate(usegmt=True)}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.api:
+            self.server.fake._count(status)
+        if cut:
+            self.wfile.write(head + body[: len(body) // 2])
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+        else:
+            self.wfile.write(head + body)
+
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, _go_json(value).encode("utf-8", "surrogatepass"))
+
+    def _dispatch(self) -> None:
+        fake = self.server.fake
+        self.request_id = uuid.uuid4().hex
+        received = time.time()
+        path = urlsplit(self.path).path
+        self.api = not path.startswith("/_admin/")
+        try:
+            raw = self._read_body()
+            if not self.api:
+                self._admin(path, raw)
+                return
+            with fake._in_flight_lock:
+                fake._in_flight += 1
+                fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
+            try:
+                self._api(path, raw, received)
+            finally:
+                with fake._in_flight_lock:
+                    fake._in_flight -= 1
+        except OSError:
+            self.close_connection = True
+        except Exception as exc:
+            traceback.print_exc()
+            self.close_connection = True
+            self._json(500, {"error": "server_error", "message": f"fake bug: {exc!r}"})
+
+    # ---- the vendor API
+
+    def _api(self, path: str, raw: bytes, received: float) -> None:
+        fake = self.server.fake
+        fake._sleep(fake.latency)
+        if path == LIST_PATH and self.command == "POST":
+            self._list(raw, received)
+            return
+        wait = fake._admit()
+        if wait is not None:
+            self._rate_limited(wait)
+        elif path == INBOXES_PATH and self.command == "GET":
+            auth, why = fake._authenticate(self.headers.get("Authorization"))
+            if auth is None:
+                self._json(401, {"error": "unauthorized", "message": why})
+            else:
+                self._json(200, list(_INBOXES))
+        else:
+            self._json(404, {"error": "not_found", "message": f"no route {self.command} {path}"})
+
+    def _rate_limited(self, wait: float, entry: dict[str, Any] | None = None) -> None:
+        fake = self.server.fake
+        headers = []
+        seconds = max(1, math.ceil(wait))
+        if fake.retry_after == "seconds":
+            headers.append(("Retry-After", str(seconds)))
+        elif fake.retry_after == "http-date":
+            headers.append(("Retry-After", formatdate(time.time() + seconds, usegmt=True)))
+        message = "rate limit exceeded"
+        if fake.rate_limit is not None:
+            message += f": {fake.rate_limit} requests per {fake.rate_window:g} s"
+        if entry is not None:
+            entry["status"] = 429
+        self._send(429, _error("rate_limited", message), _JSON, headers)
+
+    def _list(self, raw: bytes, received: float) -> None:
+        fake = self.server.fake
+        entry: dict[str, Any] = {
+            "body": None,
+            "status": 0,
+            "auth": None,
+            "time": received,
+            "request_id": self.request_id,
+            "fault": None,
+        }
+        try:
+            body: Any = json.loads(raw)
+            entry["body"] = body
+        except ValueError:
+            body = _INVALID
+            entry["body"] = raw.decode("utf-8", "replace")
+        with fake._lock:
+            fake.requests.append(entry)
+        wait = fake._admit()
+        if wait is not None:
+            self._rate_limited(wait, entry)
+            return
+        auth, why = fake._authenticate(self.headers.get("Authorization"))
+        entry["auth"] = auth
+        fault = entry["fault"] = fake._next_fault()
+        if fault == "429":
+            self._rate_limited(fake._retry_wait(), entry)
+            return
+        if fault in _CANNED_FAULTS:
+            status, ctype, payload = _CANNED_FAULTS[fault]
+            entry["status"] = status
+            self._send(status, payload, ctype)
+            return
+        if fault == "hang":
+            fake._sleep(fake.hang_seconds)
+        if auth is None:
+            entry["status"] = 401
+            self._json(401, {"error": "unauthorized", "message": why})
+            return
+        params = _list_params(body)
+        if isinstance(params, str):
+            entry["status"] = 400
+            self._json(400, {"error": "bad_data", "message": params})
+            return
+        page = fake._page(*params)
+        fake._churn()
+        if fault == "json-truncated":
+            page = page[: max(1, len(page) // 2)]
+        entry["status"] = 200
+        self._send(200, page, cut=fault == "cut")
+
+    # ---- admin, for a harness in another process
+
+    def _admin(self, path: str, raw: bytes) -> None:
+        fake = self.server.fake
+        if self.client_address[0] not in ("127.0.0.1", "::1"):
+            self._json(403, {"error": "denied", "message": "admin endpoints are loopback-only"})
+            return
+        try:
+            body = json.loads(raw) if raw else {}
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            result = fake._admin_call(self.command, path, body)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": "bad_data", "message": str(exc)})
+            return
+        if result is None:
+            self._json(404, {"error": "not_found", "message": f"no route {self.command} {path}"})
+        elif isinstance(result, bytes):
+            self._send(200, result)
+        else:
+            self._json(200, result)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _list_params(body: Any) -> tuple[int, int, int | None, bool] | str:
+    """``(limit, page, date_ns, ascending)`` from a list body, or the ``bad_data`` message."""
+    if body is _INVALID:
+        return "body is not valid JSON"
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    limit = body.get("limit", 30)
+    if not _is_int(limit) or not 1 <= limit <= 100:
+        return f"limit must be an integer from 1 to 100, got {limit!r}"
+    page = body.get("page", 0)
+    if not _is_int(page) or page < 0:
+        return f"page must be a non-negative integer, got {page!r}"
+    date_ns = None
+    if "date" in body:
+        date = body["date"]
+        try:
+            if not isinstance(date, str):
+                raise TypeError
+            date_ns = _parse_ns(date)
+        except (TypeError, ValueError, OverflowError):
+            return f"date must be an RFC 3339 timestamp, got {date!r}"
+    ascending = body.get("ascending", False)
+    if not isinstance(ascending, bool):
+        return f"ascending must be a boolean, got {ascending!r}"
+    return limit, page, date_ns, ascending
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeHeymarket:
+    """The fake API: a contact store plus behaviour knobs, served by a background HTTP server."""
+
+    def __init__(
+        self,
+        *,
+        secret_id: str = "fake-secret-id",
+        secret_key: str = "fake-secret-key",
+        api_key: str | None = None,
+        contacts: int = 0,
+        seed: int = 0,
+        start: str = "2024-01-01T00:00:00Z",
+        tie_groups: int = 0,
+        tie_size: int = 0,
+        port: int = 0,
+    ) -> None:
+        if tie_groups * tie_size > contacts:
+            raise ValueError("tie_groups * tie_size contacts must fit in contacts")
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.api_key = api_key
+        self.port = port
+        # knobs
+        self.latency = 0.0
+        self.rate_limit: int | None = None
+        self.rate_window = 60.0
+        self.retry_after: str | None = None
+        self.fail_rate = 0.0
+        self.fail_kinds: tuple[str, ...] = ("500", "502", "503", "cut")
+        self.date_exclusive = False
+        self.date_precision = "full"
+        self.changes_per_request = 0
+        self.creates_per_request = 0
+        self.hang_seconds = 30.0
+        # observability
+        self.requests: list[dict[str, Any]] = []
+        self.status_counts: collections.Counter[int] = collections.Counter()
+        self.rate_limited = 0
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        # store: contacts' JSON, and a parallel list of sort keys (updated_us, id_kind, id, seq)
+        self._lock = threading.RLock()
+        self._keys: list[tuple[Any, ...]] = []
+        self._json: list[str] = []
+        self._key_of: dict[int, tuple[Any, ...]] = {}
+        self._ids: list[int] = []  # registered ids, for O(1) random picks
+        self._id_pos: dict[int, int] = {}
+        self._seq = itertools.count()
+        self._newest_us = _UNPARSEABLE_US
+        self._next_id = 10_000_001
+        self._rng = random.Random(seed)
+        self._fault_rng = random.Random(seed + 1)
+        self._gen = _Generator(self._rng)
+        self._faults: collections.deque[str] = collections.deque()
+        self._hits: collections.deque[float] = collections.deque()
+        self._rate_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._generate(contacts, _parse_ns(start) // 1000, tie_groups, tie_size)
+
+    # ---- lifecycle
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("FakeHeymarket is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FakeHeymarket:
+        """Bind 127.0.0.1 (a free port unless ``port`` was given) and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("FakeHeymarket is already started")
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", self.port), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections, then wake sleeping handlers (to fail unanswered)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> FakeHeymarket:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- data
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Deep copies of every contact, sorted by (updated, id), exactly as served."""
+        return json.loads(self._all_json())
+
+    def contact(self, id: Any) -> dict[str, Any]:
+        """Return a deep copy of one contact, as served; KeyError if unknown."""
+        with self._lock:
+            return json.loads(self._json[bisect_left(self._keys, self._key_of[id])])
+
+    def update_contacts(
+        self, n: int | None = None, ids: Sequence[int] | None = None, *, same_time: bool = False
+    ) -> list[int]:
+        """Write to ``ids`` (or ``n`` random contacts): rev+1, new name/custom, newest ``updated``.
+
+        ``same_time`` gives the whole batch one ``updated`` (a bulk edit), else each its own.
+        """
+        with self._lock:
+            if ids is None:
+                if n is None:
+                    raise ValueError("give n or ids")
+                ids = self._rng.sample(self._ids, min(n, len(self._ids)))
+            ids = list(ids)
+            self._check_known(ids)
+            stamp = self._clock() if same_time else None
+            for cid in ids:
+                record = json.loads(self._remove(cid))
+                rev = record.get("rev")
+                record["rev"] = rev + 1 if _is_int(rev) else 1
+                record["op"] = "update"
+                first = _FIRST[self._gen.pick(len(_FIRST))]
+                record["first"] = first
+                record["display_name"] = f"{first} {record.get('last', '')}".strip()
+                custom = record.get("custom")
+                if isinstance(custom, dict):
+                    record["custom"] = {**custom, "12": _TIERS[self._gen.pick(len(_TIERS))]}
+                record["is_opted_out"] = self._rng.random() < 0.05
+                updated_us = stamp if stamp is not None else self._clock()
+                record["updated"] = _format_us(updated_us)
+                self._insert(_go_json(record), updated_us, 0, cid)
+            return ids
+
+    def create_contacts(self, n: int, *, same_time: bool = False) -> list[int]:
+        """Create ``n`` contacts with ids above all others, rev 1, created = updated = now."""
+        with self._lock:
+            stamp = self._clock() if same_time else None
+            ids = []
+            for _ in range(n):
+                cid = self._next_id
+                updated_us = stamp if stamp is not None else self._clock()
+                self._insert(self._gen.contact(cid, updated_us, "create", 1), updated_us, 0, cid)
+                ids.append(cid)
+            return ids
+
+    def delete_contacts(self, ids: Iterable[int]) -> None:
+        """Delete for good (the vendor says deletion is permanent); KeyError if unknown."""
+        with self._lock:
+            ids = list(ids)
+            self._check_known(ids)
+            for cid in ids:
+                self._remove(cid)
+
+    def add_raw(self, record: dict[str, Any]) -> None:
+        """Insert ``record`` as-is (bad-data tests); an unparseable ``updated`` sorts it first."""
+        text = _go_json(record)  # fail here, not mid-response, if it cannot be served
+        updated = record.get("updated")
+        try:
+            updated_us = _parse_ns(updated) // 1000 if isinstance(updated, str) else None
+        except (ValueError, OverflowError):
+            updated_us = None
+        with self._lock:
+            self._insert(
+                text, _UNPARSEABLE_US if updated_us is None else updated_us, *_id_key(record)
+            )
+
+    def queue_faults(self, *kinds: str) -> None:
+        """Give the next list requests these faults, in order, before ``fail_rate`` applies."""
+        unknown = set(kinds) - FAULT_KINDS
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}")
+        with self._lock:
+            self._faults.extend(kinds)
+
+    # ---- store internals (call with self._lock held)
+
+    def _generate(self, n: int, start_us: int, tie_groups: int, tie_size: int) -> None:
+        gen = self._gen
+        stamps = gen.timeline(n, start_us, tie_groups, tie_size)
+        ids = gen.ids(n, self._next_id)
+        rows = []
+        for cid, updated_us in zip(ids, stamps, strict=True):
+            op = _OPS[gen.pick(len(_OPS))]
+            rev = 1 if op == "create" else 2 + gen.pick(28)
+            text = gen.contact(cid, updated_us, op, rev)
+            rows.append(((updated_us, 0, cid, next(self._seq)), text))
+        rows.sort(key=lambda row: row[0])
+        self._keys = [key for key, _ in rows]
+        self._json = [text for _, text in rows]
+        for key in self._keys:
+            self._register(key[2], key)
+        if n:
+            self._newest_us = stamps[-1]
+            self._next_id = max(ids) + 1
+
+    def _check_known(self, ids: list[int]) -> None:
+        missing = [cid for cid in ids if cid not in self._key_of]
+        if missing:
+            raise KeyError(f"unknown contact ids {missing}")
+
+    def _register(self, cid: int, key: tuple[Any, ...]) -> None:
+        self._key_of[cid] = key
+        self._id_pos[cid] = len(self._ids)
+        self._ids.append(cid)
+
+    def _insert(self, text: str, updated_us: int, id_kind: int, id_value: Any) -> None:
+        """Insert serialised contact ``text`` at its sorted place; register a new int id."""
+        key = (updated_us, id_kind, id_value, next(self._seq))
+        index = bisect_left(self._keys, key)
+        self._keys.insert(index, key)
+        self._json.insert(index, text)
+        if id_kind == 0 and id_value not in self._key_of:
+            self._register(id_value, key)
+            self._next_id = max(self._next_id, id_value + 1)
+        self._newest_us = max(self._newest_us, updated_us)
+
+    def _remove(self, cid: int) -> str:
+        """Unlink contact ``cid`` from the store and the id index; returns its JSON."""
+        index = bisect_left(self._keys, self._key_of.pop(cid))
+        pos = self._id_pos.pop(cid)
+        last = self._ids.pop()
+        if last != cid:
+            self._ids[pos] = last
+            self._id_pos[last] = pos
+        del self._keys[index]
+        return self._json.pop(index)
+
+    def _clock(self) -> int:
+        """Monotone server clock in µs: now, or 1 µs after the newest ``updated``."""
+        self._newest_us = max(time.time_ns() // 1000, self._newest_us + 1)
+        return self._newest_us
+
+    def _all_json(self) -> str:
+        with self._lock:
+            return "[" + ",".join(self._json) + "]"
+
+    def _page(self, limit: int, page: int, date_ns: int | None, ascending: bool) -> bytes:
+        """One page as bytes: bisect on the date threshold, slice, join the stored JSON."""
+        with self._lock:
+            n = len(self._keys)
+            low = 0
+            if date_ns is not None:
+                if self.date_precision == "second":
+                    seconds = date_ns // 1_000_000_000 + (1 if self.date_exclusive else 0)
+                    threshold = seconds * 1_000_000
+                elif self.date_exclusive:
+                    threshold = date_ns // 1000 + 1
+                else:
+                    threshold = -(-date_ns // 1000)
+                low = bisect_left(self._keys, (threshold,))
+            skip = page * limit
+            if ascending:
+                start, stop = low + skip, min(low + skip + limit, n)
+            else:
+                stop = n - skip
+                start = max(stop - limit, low)
+            chunk = self._json[start:stop] if start < stop else []
+        if not ascending:
+            chunk.reverse()
+        return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
+
+    def _churn(self) -> None:
+        """Make the data change between requests: the configured updates and creates."""
+        if self.changes_per_request > 0:
+            self.update_contacts(self.changes_per_request)
+        if self.creates_per_request > 0:
+            self.create_contacts(self.creates_per_request)
+
+    # ---- request-side helpers (thread-safe)
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the server stops."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _count(self, status: int) -> None:
+        with self._lock:
+            self.status_counts[status] += 1
+            if status == 429:
+                self.rate_limited += 1
+
+    def _admit(self) -> float | None:
+        """Count a request in the sliding window; seconds until a slot frees if it is full."""
+        limit = self.rate_limit
+        if limit is None:
+            return None
+        now = time.monotonic()
+        with self._rate_lock:
+            hits = self._hits
+            while hits and hits[0] <= now - self.rate_window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return hits[len(hits) - limit] + self.rate_window - now if limit else 1.0
+            hits.append(now)
+            return None
+
+    def _retry_wait(self) -> float:
+        """For a ``429`` fault: when the oldest counted request leaves the window (else 1 s)."""
+        with self._rate_lock:
+            if self.rate_limit is None or not self._hits:
+                return 1.0
+            return self._hits[0] + self.rate_window - time.monotonic()
+
+    def _next_fault(self) -> str | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.popleft()
+            if self.fail_rate > 0 and self._fault_rng.random() < self.fail_rate:
+                return self._fault_rng.choice(self.fail_kinds)
+            return None
+
+    def _authenticate(self, header: str | None) -> tuple[str | None, str]:
+        """``("jwt" | "api_key", "")`` for good credentials, else ``(None, why)``."""
+        if not header:
+            return None, "missing Authorization header"
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None, "Authorization header must be 'Bearer <token>'"
+        if self.api_key is not None and hmac.compare_digest(token, self.api_key):
+            return "api_key", ""
+        why = _check_jwt(token, self.secret_id, self.secret_key, time.time())
+        return ("jwt", "") if why is None else (None, why)
+
+    def _admin_call(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        """Run an admin command; None means no such route."""
+        route = (method, path)
+        if route == ("GET", "/_admin/contacts"):
+            return self._all_json().encode("utf-8", "surrogatepass")
+        if route == ("GET", "/_admin/stats"):
+            with self._lock:
+                return {
+                    "contacts": len(self._keys),
+                    "requests": len(self.requests),
+                    "status_counts": {str(k): v for k, v in self.status_counts.items()},
+                    "rate_limited": self.rate_limited,
+                    "max_in_flight": self.max_in_flight,
+                    "in_flight": self._in_flight,
+                }
+        if route == ("POST", "/_admin/update"):
+            return {"ids": self.update_contacts(body.get("n"), body.get("ids"))}
+        if route == ("POST", "/_admin/create"):
+            return {"ids": self.create_contacts(int(body.get("n", 1)))}
+        if route == ("POST", "/_admin/delete"):
+            self.delete_contacts(body["ids"])
+            return {"deleted": len(body["ids"])}
+        if route == ("POST", "/_admin/faults"):
+            self.queue_faults(*body["kinds"])
+            return {"queued": len(self._faults)}
+        if route == ("POST", "/_admin/config"):
+            self.configure(**body)
+            return {name: getattr(self, name) for name in CONFIG_KNOBS}
+        return None
+
+    def configure(self, **knobs: Any) -> None:
+        """Set behaviour knobs by name, checking names and types (used by the admin endpoint)."""
+        for name, value in knobs.items():
+            if name not in CONFIG_KNOBS:
+                raise ValueError(f"unknown knob {name!r}")
+            if not isinstance(value, CONFIG_KNOBS[name]) or (
+                isinstance(value, bool) and bool not in CONFIG_KNOBS[name]
+            ):
+                raise TypeError(f"{name} has the wrong type: {value!r}")
+        if knobs.get("date_precision", "full") not in ("full", "second"):
+            raise ValueError("date_precision must be 'full' or 'second'")
+        if knobs.get("retry_after") not in (None, "seconds", "http-date"):
+            raise ValueError("retry_after must be null, 'seconds' or 'http-date'")
+        if "fail_kinds" in knobs:
+            unknown = set(knobs["fail_kinds"]) - FAULT_KINDS
+            if unknown:
+                raise ValueError(f"unknown fault kinds {sorted(unknown)}")
+            knobs["fail_kinds"] = tuple(knobs["fail_kinds"])
+        for name, value in knobs.items():
+            setattr(self, name, value)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the fake in the foreground until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--start", default="2024-01-01T00:00:00Z")
+    parser.add_argument("--tie-groups", type=int, default=0)
+    parser.add_argument("--tie-size", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=int, default=None)
+    parser.add_argument("--retry-after", choices=("seconds", "http-date"), default=None)
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--date-exclusive", action="store_true")
+    parser.add_argument("--date-precision", choices=("full", "second"), default="full")
+    parser.add_argument("--secret-id", default="fake-secret-id")
+    parser.add_argument("--secret-key", default="fake-secret-key")
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args(argv)
+    fake = FakeHeymarket(
+        secret_id=args.secret_id,
+        secret_key=args.secret_key,
+        api_key=args.api_key,
+        contacts=args.contacts,
+        seed=args.seed,
+        start=args.start,
+        tie_groups=args.tie_groups,
+        tie_size=args.tie_size,
+        port=args.port,
+    )
+    fake.configure(
+        latency=args.latency,
+        rate_limit=args.rate_limit,
+        retry_after=args.retry_after,
+        fail_rate=args.fail_rate,
+        date_exclusive=args.date_exclusive,
+        date_precision=args.date_precision,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with fake:
+        credentials = f"secret_id={fake.secret_id} secret_key={fake.secret_key}"
+        if fake.api_key:
+            credentials += f" api_key={fake.api_key}"
+        print(f"fake Heymarket at {fake.url} ({args.contacts} contacts) {credentials}", flush=True)
+        while not done.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()
