@@ -215,7 +215,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
 
     limits = {
         "page_size": (1, 100),
-        "max_requests_per_minute": (1, 10_000),
+        "max_requests_per_minute": (1, 1_000_000),
         "max_retries": (0, 100),
     }
     for name, (low, high) in limits.items():

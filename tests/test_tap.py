@@ -1,0 +1,248 @@
+"""The tap against the fake Heymarket API over real HTTP, plus request-shape unit tests."""
+
+from __future__ import annotations
+
+import atexit
+import json
+
+import jwt
+import pytest
+from singer_sdk.testing import get_tap_test_class
+
+from tap_heymarket.auth import TOKEN_LIFETIME_SECONDS, HeymarketJWTAuthenticator
+from tap_heymarket.normalize import NormalizeReport, normalize_contact
+from tap_heymarket.pagination import ContactsPaginator
+from tap_heymarket.tap import TapHeymarket
+from testbed.fake_heymarket import FakeHeymarket
+from tests.conftest import FAKE_CREDENTIALS, run_tap, tap_config
+
+_SDK_SUITE_FAKE = FakeHeymarket(contacts=250, seed=5).start()
+atexit.register(_SDK_SUITE_FAKE.stop)
+
+TestSDKStandardSuite = get_tap_test_class(TapHeymarket, config=tap_config(_SDK_SUITE_FAKE))
+
+
+def expected_records(fake: FakeHeymarket) -> dict[int, dict]:
+    report = NormalizeReport()
+    return {c["id"]: normalize_contact(c, report) for c in fake.contacts()}
+
+
+def newest_updated(fake: FakeHeymarket) -> str:
+    return max(record["updated"] for record in expected_records(fake).values())
+
+
+def test_jwt_carries_the_documented_header_and_claims_and_verifies_with_id_and_key():
+    auth = HeymarketJWTAuthenticator(
+        "sid-0123456789abcdef", "s3cret-0123456789abcdef", clock=lambda: 1_700_000_000.7
+    )
+    token = auth.token()
+
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    claims = jwt.decode(
+        token, "sid-0123456789abcdef||s3cret-0123456789abcdef", algorithms=["HS256"]
+    )
+    assert claims == {"iss": "sid-0123456789abcdef", "iat": 1_700_000_000}
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, "sid-0123456789abcdef||other-0123456789abcdef", algorithms=["HS256"])
+
+
+def test_jwt_is_renewed_long_before_it_expires():
+    now = [1_700_000_000.0]
+    auth = HeymarketJWTAuthenticator(
+        "sid-0123456789abcdef", "key-0123456789abcdef", clock=lambda: now[0]
+    )
+    first = auth.token()
+    issued = []
+    for _ in range(40):  # 40 x 10 s: well past a token's 5-minute life
+        now[0] += 10
+        claims = jwt.decode(
+            auth.token(), "sid-0123456789abcdef||key-0123456789abcdef", algorithms=["HS256"]
+        )
+        issued.append(claims["iat"])
+        assert now[0] - claims["iat"] < TOKEN_LIFETIME_SECONDS / 2
+    assert auth.token() != first
+    assert len(set(issued)) > 1
+
+
+def test_wrong_secret_key_is_refused_and_the_tap_says_what_to_check(fake, tmp_path):
+    run = run_tap(tap_config(fake, api_secret_key="not-the-key"), tmp_path)
+
+    assert run.returncode != 0
+    assert fake.status_counts[401] == 1, "a refused credential must not be retried"
+    assert "401" in run.stderr and "api_secret_id and api_secret_key" in run.stderr
+    assert "X-Request-Id" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.records == []
+
+
+def test_legacy_api_key_is_sent_as_the_bearer(tmp_path):
+    with FakeHeymarket(contacts=30, seed=2, api_key="team-key-1") as fake:
+        run = run_tap(
+            {"api_key": "team-key-1", "api_url": fake.url, "max_requests_per_minute": 100_000},
+            tmp_path,
+        )
+        assert run.returncode == 0, run.stderr
+        assert len(run.records) == 30
+        assert {r["auth"] for r in fake.requests} == {"api_key"}
+
+
+def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(fake, tmp_path):
+    first = run_tap(tap_config(fake), tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    expected = expected_records(fake)
+    assert {r["id"]: r for r in first.records} == expected
+    assert len(first.records) == len(expected)
+    assert first.bookmark == newest_updated(fake)
+
+    second = run_tap(tap_config(fake), tmp_path, state=first.states[-1])
+    assert second.returncode == 0, second.stderr
+    assert all(r["updated"] == first.bookmark for r in second.records), "only the boundary"
+    assert len(second.records) <= sum(
+        1 for r in expected.values() if r["updated"] == first.bookmark
+    )
+    assert second.bookmark == first.bookmark
+
+    changed = set(fake.update_contacts(7))
+    third = run_tap(tap_config(fake), tmp_path, state=second.states[-1])
+    assert third.returncode == 0, third.stderr
+    boundary = {r["id"] for r in expected.values() if r["updated"] == first.bookmark}
+    assert changed <= {r["id"] for r in third.records} <= changed | boundary
+    current = expected_records(fake)
+    assert all(r == current[r["id"]] for r in third.records)
+    assert third.bookmark == newest_updated(fake)
+
+
+def test_state_is_emitted_every_few_pages_with_a_bookmark_that_never_runs_ahead(fake, tmp_path):
+    run = run_tap(tap_config(fake, page_size=50), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    emitted_so_far: list[str] = []
+    bookmarks = []
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            emitted_so_far.append(message["record"]["updated"])
+        elif message["type"] == "STATE":
+            value = message["value"]["bookmarks"]["contacts"].get("replication_key_value")
+            if value is not None:
+                assert value == max(emitted_so_far), "bookmark must be the newest emitted updated"
+                bookmarks.append(value)
+    assert len(bookmarks) >= 1000 // (50 * 5), "a STATE at least every 5 pages"
+
+
+@pytest.mark.parametrize(
+    ("exclusive", "tie_size"),
+    [(False, 0), (True, 0), (False, 250), (True, 250)],
+    ids=["date-inclusive", "date-exclusive", "inclusive-250-tie", "exclusive-250-tie"],
+)
+def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(
+    exclusive, tie_size, tmp_path
+):
+    with FakeHeymarket(
+        contacts=900, seed=17, tie_groups=1 if tie_size else 0, tie_size=tie_size
+    ) as fake:
+        fake.date_exclusive = exclusive
+        fake.date_precision = "second" if exclusive else "full"
+        at_start = {c["id"] for c in fake.contacts()}
+        fake.changes_per_request = 4
+        fake.creates_per_request = 1
+
+        run = run_tap(tap_config(fake), tmp_path)
+
+        assert run.returncode == 0, run.stderr
+        emitted = {r["id"] for r in run.records}
+        assert at_start - emitted == set(), "contacts present at the start were lost"
+        keys = [(r["updated"], r["id"]) for r in run.records]
+        assert keys == sorted(keys)
+
+
+def test_start_date_applies_only_without_a_bookmark(fake, tmp_path):
+    records = sorted(expected_records(fake).values(), key=lambda r: (r["updated"], r["id"]))
+    middle = records[len(records) // 2]["updated"]
+
+    run = run_tap(tap_config(fake, start_date=middle), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert {r["id"] for r in run.records} == {r["id"] for r in records if r["updated"] >= middle}
+
+
+def _first_request_body(config: dict, state: dict | None = None) -> dict:
+    tap = TapHeymarket(config={**FAKE_CREDENTIALS, **config}, state=state, setup_mapper=False)
+    stream = tap.streams["contacts"]
+    stream._write_starting_replication_value(None)  # what the SDK does as a sync starts
+    return ContactsPaginator(
+        page_size=stream.config["page_size"], since=stream.sync_start(None)
+    ).current.body()
+
+
+@pytest.mark.parametrize(
+    ("config", "state", "body"),
+    [
+        ({}, None, {"limit": 100, "page": 0, "ascending": True}),
+        (
+            {"page_size": 40, "start_date": "2024-03-01T12:00:00+02:00"},
+            None,
+            {"limit": 40, "page": 0, "ascending": True, "date": "2024-03-01T09:59:59Z"},
+        ),
+        (
+            {"start_date": "2020-01-01T00:00:00Z"},
+            {
+                "bookmarks": {
+                    "contacts": {
+                        "replication_key": "updated",
+                        "replication_key_value": "2024-06-30T08:15:42.123456Z",
+                    }
+                }
+            },
+            {"limit": 100, "page": 0, "ascending": True, "date": "2024-06-30T08:15:41Z"},
+        ),
+    ],
+    ids=["all-history", "start-date-in-utc", "bookmark-beats-start-date"],
+)
+def test_first_request_body_follows_config_and_state(config, state, body):
+    assert _first_request_body(config, state) == body
+
+
+@pytest.mark.parametrize(
+    ("override", "setting"),
+    [
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 101}, "page_size"),
+        ({"start_date": "last tuesday"}, "start_date"),
+        ({"api_secret_key": ""}, "api_secret_key"),
+        ({"api_url": "ftp://api.heymarket.com"}, "api_url"),
+        ({"api_url": "http://api.heymarket.com"}, "api_url"),
+        ({"api_key": "also-a-key"}, "api_key"),
+        ({"api_secret_id": None}, "api_secret_id"),
+    ],
+)
+def test_bad_config_fails_before_any_request_naming_the_setting(fake, tmp_path, override, setting):
+    config = {k: v for k, v in {**tap_config(fake), **override}.items() if v is not None}
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode != 0
+    assert fake.requests == []
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert errors and errors[0].split("| ")[-1].startswith(f"{setting}:"), run.stderr
+    assert "Traceback" not in run.stderr
+    assert "fake-secret-key" not in run.stderr
+
+
+def test_discovered_schema_types_every_vendor_field():
+    catalog = TapHeymarket(config=FAKE_CREDENTIALS, setup_mapper=False).catalog_dict
+    schema = catalog["streams"][0]["schema"]["properties"]
+    types = {name: prop.get("type") for name, prop in schema.items()}
+
+    assert json.dumps(catalog).count("fake-secret") == 0
+    assert "integer" in types["id"] and "integer" in types["rev"]
+    assert schema["updated"]["format"] == schema["created"]["format"] == "date-time"
+    assert schema["note"]["items"]["properties"]["date"]["format"] == "date-time"
+    assert "boolean" in types["shared"] and "object" in types["custom"]
+    assert "array" in types["tags"]
+    vendor_fields = {
+        "avatar", "created", "creator_id", "custom", "display_name", "email", "external_id",
+        "external_ref", "first", "id", "inbox_id", "last", "note", "op", "parent_id", "phone",
+        "rev", "shared", "team_id", "type", "updated", "assigned_user_id", "tags",
+    }  # fmt: skip
+    assert vendor_fields <= set(schema)
