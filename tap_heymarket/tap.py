@@ -12,19 +12,43 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import SingerCommand
 
 from tap_heymarket.client import HeymarketAPIError
 from tap_heymarket.normalize import InvalidTimestampError, normalize_timestamp
 from tap_heymarket.streams import ContactsStream
 
 if t.TYPE_CHECKING:
-    from types import FrameType
+    from types import FrameType, TracebackType
+
+    import click
 
 DEFAULT_API_URL = "https://api.heymarket.com"
 #: Heymarket allows 500 requests a minute; staying a little under leaves room for clock skew
 #: between our pacing and their window, and for other clients of the same key.
 DEFAULT_MAX_REQUESTS_PER_MINUTE = 480
 _LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain"))
+
+
+class _HeymarketCommand(SingerCommand):
+    """The SDK's command, but an API failure ends in one clear line rather than a traceback."""
+
+    def excepthook(
+        self,
+        exc_type: type[BaseException],
+        exc_value: BaseException,
+        exc_traceback: TracebackType | None,
+    ) -> None:
+        """Log a Heymarket API failure's message alone; leave anything else to the SDK."""
+        if issubclass(exc_type, HeymarketAPIError):
+            self.logger.error("Sync failed: %s", exc_value)
+            return
+        super().excepthook(exc_type, exc_value, exc_traceback)
+
+    def main(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Install the hook before option callbacks run: ``--test`` syncs from one of them."""
+        sys.excepthook = self.excepthook
+        return super().main(*args, **kwargs)
 
 
 class TapHeymarket(Tap):
@@ -125,13 +149,18 @@ class TapHeymarket(Tap):
             return errors
         return super()._validate_config(raise_errors=raise_errors)
 
-    def sync_all(self) -> None:
-        """Sync, turning an API failure into one clear line and a non-zero exit, not a traceback."""
-        try:
-            super().sync_all()
-        except HeymarketAPIError as exc:
-            self.logger.error("Sync failed: %s", exc)
-            sys.exit(1)
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's CLI (sync, --test, --discover, ...) with API failures reported in one line."""
+        command = super().get_singer_command()
+        return _HeymarketCommand(
+            name=command.name,
+            callback=command.callback,
+            params=command.params,
+            help=command.help,
+            context_settings=command.context_settings,
+            logger=cls.logger,
+        )
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Stop at once on SIGTERM/SIGINT, exiting non-zero: the run did not finish.

@@ -64,8 +64,9 @@ def test_jwt_is_renewed_long_before_it_expires():
     assert len(set(issued)) > 1
 
 
-def test_wrong_secret_key_is_refused_and_the_tap_says_what_to_check(fake, tmp_path):
-    run = run_tap(tap_config(fake, api_secret_key="not-the-key"), tmp_path)
+@pytest.mark.parametrize("args", [(), ("--test",)], ids=["sync", "connection-test"])
+def test_wrong_secret_key_is_refused_and_the_tap_says_what_to_check(fake, tmp_path, args):
+    run = run_tap(tap_config(fake, api_secret_key="not-the-key"), tmp_path, args=args)
 
     assert run.returncode != 0
     assert fake.status_counts[401] == 1, "a refused credential must not be retried"
