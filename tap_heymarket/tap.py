@@ -10,13 +10,13 @@ import urllib.parse
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import SingerCommand
 
 from tap_heymarket.client import HeymarketAPIError
 from tap_heymarket.normalize import InvalidTimestampError, normalize_timestamp
 from tap_heymarket.streams import ContactsStream
+from tap_heymarket.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
     from types import FrameType, TracebackType
@@ -55,7 +55,7 @@ class TapHeymarket(Tap):
     """Singer tap for Heymarket contacts."""
 
     name = "tap-heymarket"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -161,6 +161,13 @@ class TapHeymarket(Tap):
             context_settings=command.context_settings,
             logger=cls.logger,
         )
+
+    def sync_all(self) -> None:
+        """Sync, then hand the last buffered messages to stdout (the SDK may skip a final STATE)."""
+        try:
+            super().sync_all()
+        finally:
+            self.message_writer.flush()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Stop at once on SIGTERM/SIGINT, exiting non-zero: the run did not finish.

@@ -247,3 +247,31 @@ def test_discovered_schema_types_every_vendor_field():
         "rev", "shared", "team_id", "type", "updated", "assigned_user_id", "tags",
     }  # fmt: skip
     assert vendor_fields <= set(schema)
+
+
+def test_deselected_properties_and_stream_maps_still_apply(fake, tmp_path):
+    catalog = TapHeymarket(config=FAKE_CREDENTIALS, setup_mapper=False).catalog_dict
+    for entry in catalog["streams"][0]["metadata"]:
+        if entry["breadcrumb"] == ["properties", "email"]:
+            entry["metadata"]["selected"] = False
+        if entry["breadcrumb"] == []:
+            entry["metadata"]["selected"] = True
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+
+    deselected = run_tap(
+        tap_config(fake), tmp_path, args=("--catalog", str(tmp_path / "catalog.json"))
+    )
+    mapped = run_tap(
+        tap_config(
+            fake, stream_maps={"contacts": {"phone": "__NULL__", "first_upper": "first.upper()"}}
+        ),
+        tmp_path,
+    )
+
+    assert deselected.returncode == 0, deselected.stderr
+    assert mapped.returncode == 0, mapped.stderr
+    assert deselected.records and all("email" not in r for r in deselected.records)
+    assert mapped.records
+    for record in mapped.records:
+        assert "phone" not in record
+        assert record["first_upper"] == record["first"].upper()

@@ -1,0 +1,228 @@
+"""Benchmark tap-heymarket against the floor and an SDK-defaults peer, side by side in one run.
+
+    PYTHONPATH=. python -m benchmarks.run [--repeat 3] [--quick]
+
+Every case starts the fake Heymarket API (same seed for every client) in its own process, runs
+each client as a full process with stdout to /dev/null, and reports the median wall time of
+``--repeat`` runs and its ratio to the floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SEED = 20240101
+SECRET_ID, SECRET_KEY = "fake-secret-id", "fake-secret-key"
+#: Heymarket's documented limit, and the tap's default pacing under it.
+API_LIMIT_PER_MINUTE, TAP_DEFAULT_PER_MINUTE = 500, 480
+#: The rate-bound case keeps Heymarket's rate but shrinks its 60 s window (and the requests it
+#: holds) by this factor, so a run of seconds, not minutes, spans several windows.
+RATE_WINDOW_SCALE = 10
+#: No rate limit on the fake: the tap's pacing is set out of the way and the table says so.
+UNPACED = 1_000_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    wall: float
+    peak_rss_mb: float
+    server: dict
+
+
+class Fake:
+    """The fake API in a child process, for one case."""
+
+    def __init__(self, contacts: int, **knobs: float | int | None) -> None:
+        args = [sys.executable, "-m", "benchmarks.serve", "--contacts", str(contacts)]
+        args += ["--seed", str(SEED)]
+        for name, value in knobs.items():
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT
+        )
+        line = self.process.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"fake did not start: {line!r}")
+        self.url = line.split()[1]
+
+    def seen(self) -> dict:
+        """What the fake saw since it was last asked."""
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def __enter__(self) -> Fake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")  # as Meltano runs plugins
+    return env
+
+
+def command(client: str, url: str, per_minute: int, config: Path) -> list[str]:
+    """The client's command line; its config, if it takes one, is written to ``config``."""
+    if client == "floor":
+        return [sys.executable, "-m", "benchmarks.floor", "--url", url]
+    settings = {"api_url": url, "api_secret_id": SECRET_ID, "api_secret_key": SECRET_KEY}
+    if client == "peer":
+        config.write_text(json.dumps(settings))
+        return [sys.executable, "-m", "benchmarks.peer.tap", "--config", str(config)]
+    config.write_text(json.dumps({**settings, "max_requests_per_minute": per_minute}))
+    tap = Path(sys.executable).parent / "tap-heymarket"  # the entry point users run
+    tap_cmd = [str(tap)] if tap.exists() else [sys.executable, "-m", "tap_heymarket"]
+    return [*tap_cmd, "--config", str(config)]
+
+
+def run_once(client: str, fake: Fake, per_minute: int = UNPACED) -> Run:
+    """One full process of ``client`` against ``fake``: wall time and peak RSS."""
+    fake.seen()
+    try:
+        with (
+            tempfile.TemporaryDirectory() as scratch,
+            open(os.devnull, "wb") as devnull,
+            tempfile.TemporaryFile() as log,
+        ):
+            args = command(client, fake.url, per_minute, Path(scratch, "config.json"))
+            start = time.perf_counter()
+            process = subprocess.Popen(args, stdout=devnull, stderr=log, env=_env(), cwd=ROOT)
+            # wait4, not wait: the child's own peak RSS comes with its exit status.
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            log.seek(0)
+            tail = log.read()[-2000:].decode(errors="replace")
+    finally:
+        server = fake.seen()
+    if process.returncode != 0:
+        raise RuntimeError(f"{client} exited {process.returncode}:\n{tail}")
+    return Run(wall, usage.ru_maxrss / 1024, server)
+
+
+def medians(clients: tuple[str, ...], repeat: int, fake: Fake) -> dict[str, Run]:
+    """Each client's median run by wall time, the clients taking turns so drift hits all alike."""
+    runs: dict[str, list[Run]] = {client: [] for client in clients}
+    for _ in range(repeat):
+        for client in clients:
+            runs[client].append(run_once(client, fake))
+    return {
+        client: sorted(its, key=lambda run: run.wall)[len(its) // 2] for client, its in runs.items()
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, {memory:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timed figure (median)")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the sizes: a smoke test")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    cpu_n, latency_n, rate_n = 50_000 // scale, 10_000 // scale, 15_000 // scale
+    memory_small, memory_large = 5_000 // scale, 100_000 // scale
+    rows: list[tuple[str, str, str, str]] = []
+
+    def say(case: str, client: str, figure: str, target: str = "") -> None:
+        rows.append((case, client, figure, target))
+        print(f"{case} | {client} | {figure}", file=sys.stderr, flush=True)
+
+    # CPU-bound: no latency, no rate limit (and the tap's pacing set out of the way).
+    case = f"CPU-bound: {cpu_n:,} contacts, no latency"
+    with Fake(cpu_n) as fake:
+        runs = medians(("floor", "peer", "tap"), args.repeat, fake)
+    floor = runs["floor"].wall
+    for client, name in (
+        ("floor", "floor"),
+        ("peer", "SDK-defaults peer"),
+        ("tap", "tap-heymarket"),
+    ):
+        wall = runs[client].wall
+        say(
+            case,
+            name,
+            f"{wall:.2f} s, {cpu_n / wall:,.0f} records/s, **{wall / floor:.2f}x** floor",
+            "<= 1.3x" if client == "tap" else "",
+        )
+
+    case = f"Latency-bound: {latency_n:,} contacts, 100 ms a request"
+    with Fake(latency_n, latency=0.1) as fake:
+        runs = medians(("floor", "tap"), args.repeat, fake)
+    floor = runs["floor"].wall
+    for client, name in (("floor", "floor"), ("tap", "tap-heymarket")):
+        run = runs[client]
+        say(
+            case,
+            name,
+            f"{run.wall:.2f} s, **{run.wall / floor:.3f}x** floor; {run.server['requests']} requests "
+            f"over {run.server['last'] - run.server['first']:.2f} s, first to last",
+            "<= 1.05x" if client == "tap" else "",
+        )
+
+    # Heymarket's 500 a minute, counted in a shorter window; the tap at its default pacing.
+    window = 60 / RATE_WINDOW_SCALE
+    limit = API_LIMIT_PER_MINUTE // RATE_WINDOW_SCALE
+    with Fake(rate_n, rate_limit=limit, rate_window=window) as fake:
+        server = run_once("tap", fake, TAP_DEFAULT_PER_MINUTE).server
+    achieved = (server["requests"] - 1) / (server["last"] - server["first"]) * 60
+    say(
+        f"Rate-bound: {rate_n:,} contacts, {API_LIMIT_PER_MINUTE}/min limit (as {limit} per {window:g} s)",
+        "tap-heymarket (default pacing)",
+        f"{achieved:.0f} requests/min = **{achieved / API_LIMIT_PER_MINUTE:.1%}** of the limit, "
+        f"**{server['status_counts'].get('429', 0)}** x 429 ({server['requests']} requests)",
+        ">= 95%, no 429",
+    )
+
+    peaks = {}
+    for contacts in (memory_small, memory_large):
+        with Fake(contacts) as fake:
+            peaks[contacts] = run_once("tap", fake).peak_rss_mb
+    say(
+        "Memory: peak RSS, no latency",
+        "tap-heymarket",
+        f"{peaks[memory_small]:.0f} MB at {memory_small:,} contacts, {peaks[memory_large]:.0f} MB "
+        f"at {memory_large:,}: **{peaks[memory_large] / peaks[memory_small] - 1:+.1%}**",
+        "within 15%",
+    )
+
+    print(f"\nMachine: {machine()}")
+    print(
+        f"Median of {args.repeat} runs, clients taking turns; tap pacing "
+        f"(max_requests_per_minute) {UNPACED:,} except in the rate-bound case.\n"
+    )
+    print("| Case | Client | Measured | Target |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Serve the fake Heymarket API in its own process for one benchmark case.
+
+Its own process, so the fake's CPU never shares a GIL with the client being measured. Prints
+``READY <url>`` once listening; for each line read from stdin, prints what the server saw since
+the last one as one JSON line (request count, statuses, when the first and last request arrived)
+and starts counting afresh; stops when stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from testbed.fake_heymarket import FakeHeymarket
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=int, default=None)
+    parser.add_argument("--rate-window", type=float, default=60.0)
+    args = parser.parse_args()
+    fake = FakeHeymarket(contacts=args.contacts, seed=args.seed)
+    fake.configure(latency=args.latency, rate_limit=args.rate_limit, rate_window=args.rate_window)
+    fake.start()
+    print(f"READY {fake.url}", flush=True)
+    for _ in sys.stdin:
+        with fake._lock:
+            times = [entry["time"] for entry in fake.requests]
+            statuses = {str(k): v for k, v in fake.status_counts.items()}
+            fake.requests.clear()
+            fake.status_counts.clear()
+        summary = {
+            "requests": len(times),
+            "status_counts": statuses,
+            "first": min(times, default=0.0),
+            "last": max(times, default=0.0),
+        }
+        print(json.dumps(summary), flush=True)
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
