@@ -6,6 +6,7 @@ planned for deprecation by the vendor) a team API key sent as the bearer token.
 
 from __future__ import annotations
 
+import re
 import time
 import typing as t
 import warnings
@@ -19,9 +20,15 @@ if t.TYPE_CHECKING:
 
 #: Heymarket refuses a token 5 minutes after its ``iat``.
 TOKEN_LIFETIME_SECONDS = 300
+#: What a bearer token may consist of: printable ASCII without spaces.
+_HEADER_SAFE = re.compile(r"[!-~]+")
 #: Reuse a token for at most this long: far inside its lifetime, so a request that is paced,
 #: retried or slow to answer never arrives with an expired token.
 TOKEN_REUSE_SECONDS = 60
+
+
+class CredentialsError(ValueError):
+    """The configured credentials cannot be used; the message names the setting, never its value."""
 
 
 class HeymarketJWTAuthenticator(APIAuthenticatorBase):
@@ -44,10 +51,14 @@ class HeymarketJWTAuthenticator(APIAuthenticatorBase):
         """Never show the signing key, even in a debugger or a traceback's locals."""
         return f"{type(self).__name__}(secret_id={self._secret_id!r})"
 
+    def renew(self) -> None:
+        """Mint a new token for the next request: a retry never reuses the token that failed."""
+        self._issued_at = -1
+
     def token(self) -> str:
         """The current bearer token, minted again once it is a minute old."""
         now = int(self._clock())
-        if now - self._issued_at >= TOKEN_REUSE_SECONDS or now < self._issued_at:
+        if self._issued_at < 0 or not 0 <= now - self._issued_at < TOKEN_REUSE_SECONDS:
             with warnings.catch_warnings():
                 # The key's length is Heymarket's choice, not the user's: don't nag about it.
                 warnings.simplefilter("ignore", InsecureKeyLengthWarning)
@@ -71,6 +82,13 @@ class HeymarketAPIKeyAuthenticator(APIAuthenticatorBase):
 
     def __init__(self, api_key: str) -> None:
         super().__init__()
+        api_key = api_key.strip()
+        if not _HEADER_SAFE.fullmatch(api_key):
+            # Checked here because the HTTP client's own error would quote the header, key and all.
+            raise CredentialsError(
+                "api_key: contains characters an API key cannot have (spaces, line breaks or "
+                "non-ASCII); copy it again from Heymarket"
+            )
         self._api_key = api_key
 
     def __repr__(self) -> str:

@@ -14,12 +14,14 @@ import requests
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.streams import RESTStream
 
-from tap_heymarket.auth import authenticator_for
+from tap_heymarket.auth import CredentialsError, HeymarketJWTAuthenticator, authenticator_for
 
 if t.TYPE_CHECKING:
     from singer_sdk.authenticators import APIAuthenticatorBase
 
 _RETRIED_STATUSES = frozenset((429, 500, 502, 503, 504))
+#: Longest ``Retry-After`` honoured: a far-off (or skewed) date must not park a scheduled run.
+MAX_RETRY_AFTER_SECONDS = 300.0
 _CREDENTIAL_HINT = (
     "check api_secret_id and api_secret_key (Heymarket: Settings > Integrations > API), "
     "or api_key for a legacy team key"
@@ -69,17 +71,21 @@ class RequestPacer:
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if usable."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if usable.
+
+    Capped at ``MAX_RETRY_AFTER_SECONDS``.
+    """
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER_SECONDS)
 
 
 def _describe_body(response: requests.Response) -> str:
@@ -112,7 +118,10 @@ class HeymarketStream(RESTStream):
     @cached_property
     def authenticator(self) -> APIAuthenticatorBase:
         """One authenticator per stream, so a JWT can be reused for its short safe period."""
-        return authenticator_for(self.config)
+        try:
+            return authenticator_for(self.config)
+        except CredentialsError as exc:
+            raise HeymarketAPIError(str(exc)) from None
 
     @cached_property
     def pacer(self) -> RequestPacer:
@@ -157,6 +166,8 @@ class HeymarketStream(RESTStream):
                     "%s; retry %d of %d in %.1f s", exc, attempt + 1, max_retries, delay
                 )
                 time.sleep(delay)
+                if isinstance(self.authenticator, HeymarketJWTAuthenticator):
+                    self.authenticator.renew()
         raise AssertionError  # pragma: no cover - the loop always returns or raises
 
     def _attempt(self, encoded: bytes, body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -181,11 +192,11 @@ class HeymarketStream(RESTStream):
                 records = _decode(content)
             except msgspec.DecodeError:
                 records = None
-            if isinstance(records, list):
+            if isinstance(records, list) and all(isinstance(item, dict) for item in records):
                 return records
             msg = (
                 f"Heymarket answered 200 with {_describe_body(response)} instead of a JSON array "
-                f"of contacts (X-Request-Id: {request_id})"
+                f"of contact objects (X-Request-Id: {request_id})"
             )
             raise _RetryableError(msg)
         what = f"Heymarket answered {status} with {_describe_body(response)} (X-Request-Id: {request_id})"

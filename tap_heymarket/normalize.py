@@ -76,7 +76,7 @@ def normalize_timestamp(value: object) -> str | None:
     if not zulu:
         offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m))
         instant -= offset if sign == "+" else -offset
-    return instant.strftime(TIMESTAMP_FORMAT)
+    return f"{instant.year:04d}{instant.strftime(TIMESTAMP_FORMAT[2:])}"  # %Y would not pad 999
 
 
 @functools.lru_cache(maxsize=4096)

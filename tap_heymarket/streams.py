@@ -12,7 +12,7 @@ from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_heymarket.client import HeymarketStream
+from tap_heymarket.client import HeymarketAPIError, HeymarketStream
 from tap_heymarket.normalize import NormalizeReport, normalize_contact, normalize_timestamp
 from tap_heymarket.pagination import ContactsPaginator
 
@@ -164,7 +164,14 @@ class ContactsStream(HeymarketStream):
         pending = _Prefetch(self.post_json, paginator.current.body())
         while True:
             request = paginator.current
-            page = [normalize_contact(raw, report) for raw in pending.result()]
+            try:
+                raw_page = pending.result()
+            except HeymarketAPIError:
+                # Everything emitted so far is in order, so its bookmark is safe to keep: a rerun
+                # then resumes here instead of up to a few pages back.
+                self._write_state_message()
+                raise
+            page = [normalize_contact(raw, report) for raw in raw_page]
             fresh = paginator.advance(page)
             if not paginator.finished:
                 pending = _Prefetch(self.post_json, paginator.current.body())

@@ -14,7 +14,9 @@ from tap_heymarket.normalize import NormalizeReport, normalize_contact
 from tap_heymarket.pagination import ContactsPaginator
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
-from tests.conftest import FAKE_CREDENTIALS, run_tap, tap_config
+from testbed.runs import run_tap, tap_config
+
+FAKE_CREDENTIALS = {"api_secret_id": "fake-secret-id", "api_secret_key": "fake-secret-key"}
 
 _SDK_SUITE_FAKE = FakeHeymarket(contacts=250, seed=5).start()
 atexit.register(_SDK_SUITE_FAKE.stop)
@@ -65,8 +67,8 @@ def test_jwt_is_renewed_long_before_it_expires():
 
 
 @pytest.mark.parametrize("args", [(), ("--test",)], ids=["sync", "connection-test"])
-def test_wrong_secret_key_is_refused_and_the_tap_says_what_to_check(fake, tmp_path, args):
-    run = run_tap(tap_config(fake, api_secret_key="not-the-key"), tmp_path, args=args)
+def test_wrong_secret_key_is_refused_and_the_tap_says_what_to_check(fake, args):
+    run = run_tap(tap_config(fake, api_secret_key="not-the-key"), *args)
 
     assert run.returncode != 0
     assert fake.status_counts[401] == 1, "a refused credential must not be retried"
@@ -76,19 +78,16 @@ def test_wrong_secret_key_is_refused_and_the_tap_says_what_to_check(fake, tmp_pa
     assert run.records == []
 
 
-def test_legacy_api_key_is_sent_as_the_bearer(tmp_path):
+def test_legacy_api_key_is_sent_as_the_bearer():
     with FakeHeymarket(contacts=30, seed=2, api_key="team-key-1") as fake:
-        run = run_tap(
-            {"api_key": "team-key-1", "api_url": fake.url, "max_requests_per_minute": 100_000},
-            tmp_path,
-        )
+        run = run_tap({"api_key": "team-key-1", "api_url": fake.url})
         assert run.returncode == 0, run.stderr
         assert len(run.records) == 30
         assert {r["auth"] for r in fake.requests} == {"api_key"}
 
 
-def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(fake, tmp_path):
-    first = run_tap(tap_config(fake), tmp_path)
+def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(fake):
+    first = run_tap(tap_config(fake))
 
     assert first.returncode == 0, first.stderr
     expected = expected_records(fake)
@@ -96,7 +95,7 @@ def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(
     assert len(first.records) == len(expected)
     assert first.bookmark == newest_updated(fake)
 
-    second = run_tap(tap_config(fake), tmp_path, state=first.states[-1])
+    second = run_tap(tap_config(fake), state=first.states[-1])
     assert second.returncode == 0, second.stderr
     assert all(r["updated"] == first.bookmark for r in second.records), "only the boundary"
     assert len(second.records) <= sum(
@@ -105,7 +104,7 @@ def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(
     assert second.bookmark == first.bookmark
 
     changed = set(fake.update_contacts(7))
-    third = run_tap(tap_config(fake), tmp_path, state=second.states[-1])
+    third = run_tap(tap_config(fake), state=second.states[-1])
     assert third.returncode == 0, third.stderr
     boundary = {r["id"] for r in expected.values() if r["updated"] == first.bookmark}
     assert changed <= {r["id"] for r in third.records} <= changed | boundary
@@ -114,8 +113,8 @@ def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(
     assert third.bookmark == newest_updated(fake)
 
 
-def test_state_is_emitted_every_few_pages_with_a_bookmark_that_never_runs_ahead(fake, tmp_path):
-    run = run_tap(tap_config(fake, page_size=50), tmp_path)
+def test_state_is_emitted_every_few_pages_with_a_bookmark_that_never_runs_ahead(fake):
+    run = run_tap(tap_config(fake, page_size=50))
 
     assert run.returncode == 0, run.stderr
     emitted_so_far: list[str] = []
@@ -136,9 +135,7 @@ def test_state_is_emitted_every_few_pages_with_a_bookmark_that_never_runs_ahead(
     [(False, 0), (True, 0), (False, 250), (True, 250)],
     ids=["date-inclusive", "date-exclusive", "inclusive-250-tie", "exclusive-250-tie"],
 )
-def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(
-    exclusive, tie_size, tmp_path
-):
+def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(exclusive, tie_size):
     with FakeHeymarket(
         contacts=900, seed=17, tie_groups=1 if tie_size else 0, tie_size=tie_size
     ) as fake:
@@ -148,7 +145,7 @@ def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(
         fake.changes_per_request = 4
         fake.creates_per_request = 1
 
-        run = run_tap(tap_config(fake), tmp_path)
+        run = run_tap(tap_config(fake))
 
         assert run.returncode == 0, run.stderr
         emitted = {r["id"] for r in run.records}
@@ -157,11 +154,11 @@ def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(
         assert keys == sorted(keys)
 
 
-def test_start_date_applies_only_without_a_bookmark(fake, tmp_path):
+def test_start_date_applies_only_without_a_bookmark(fake):
     records = sorted(expected_records(fake).values(), key=lambda r: (r["updated"], r["id"]))
     middle = records[len(records) // 2]["updated"]
 
-    run = run_tap(tap_config(fake, start_date=middle), tmp_path)
+    run = run_tap(tap_config(fake, start_date=middle))
 
     assert run.returncode == 0, run.stderr
     assert {r["id"] for r in run.records} == {r["id"] for r in records if r["updated"] >= middle}
@@ -217,10 +214,10 @@ def test_first_request_body_follows_config_and_state(config, state, body):
         ({"api_secret_id": None}, "api_secret_id"),
     ],
 )
-def test_bad_config_fails_before_any_request_naming_the_setting(fake, tmp_path, override, setting):
+def test_bad_config_fails_before_any_request_naming_the_setting(fake, override, setting):
     config = {k: v for k, v in {**tap_config(fake), **override}.items() if v is not None}
 
-    run = run_tap(config, tmp_path)
+    run = run_tap(config)
 
     assert run.returncode != 0
     assert fake.requests == []
@@ -258,14 +255,11 @@ def test_deselected_properties_and_stream_maps_still_apply(fake, tmp_path):
             entry["metadata"]["selected"] = True
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
 
-    deselected = run_tap(
-        tap_config(fake), tmp_path, args=("--catalog", str(tmp_path / "catalog.json"))
-    )
+    deselected = run_tap(tap_config(fake), "--catalog", str(tmp_path / "catalog.json"))
     mapped = run_tap(
         tap_config(
             fake, stream_maps={"contacts": {"phone": "__NULL__", "first_upper": "first.upper()"}}
-        ),
-        tmp_path,
+        )
     )
 
     assert deselected.returncode == 0, deselected.stderr

@@ -1,0 +1,237 @@
+"""Odd contacts from the API: coerced where safe, reported where not, never the end of a sync.
+
+Plus property-based tests of the two normalisers every value passes through.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tap_heymarket.normalize import (
+    CONTACT_FIELDS,
+    TIMESTAMP_FORMAT,
+    InvalidTimestampError,
+    NormalizeReport,
+    normalize_contact,
+    normalize_timestamp,
+)
+from tap_heymarket.streams import ContactsStream
+from testbed.fake_heymarket import FakeHeymarket
+from testbed.runs import TapRun, run_tap, tap_config
+
+LONG_NOTE = "Line one\n" + "x" * 1_000_000
+ODD_TEXT = 'Zoë 🦄\u2028line\u2029sep\x01\x1f\x7f tab\there "quoted" \\ </script>'
+#: id -> (raw contact, what must come out for the fields it checks).
+ODD_CONTACTS: dict[int, tuple[dict, dict]] = {
+    901: (
+        {"id": "901", "updated": "2024-01-01T00:00:01Z", "shared": 1, "is_opted_out": 0},
+        {"id": 901, "shared": True, "is_opted_out": False},
+    ),
+    902: (
+        {"id": 902, "updated": "2024-01-01T00:00:02.123456789+02:00", "rev": "7", "team_id": 4.0},
+        {"updated": "2023-12-31T22:00:02.123456Z", "rev": 7, "team_id": 4},
+    ),
+    903: (
+        {"id": 903, "updated": "2024-01-01T00:00:03Z", "created": "0001-01-01T00:00:00Z"},
+        {"created": None},
+    ),
+    904: (
+        {"id": 904, "updated": "2024-01-01T00:00:04Z", "first": ODD_TEXT, "last": "a\x00b"},
+        {"first": ODD_TEXT, "last": "ab"},
+    ),
+    905: (
+        {
+            "id": 905,
+            "updated": "2024-01-01T00:00:05Z",
+            "note": [{"text": LONG_NOTE, "date": "0001-01-01T00:00:00Z", "user_id": "3"}],
+        },
+        {"note": [{"text": LONG_NOTE, "date": None, "user_id": 3}]},
+    ),
+    906: (
+        {
+            "id": 906,
+            "updated": "2024-01-01T00:00:06Z",
+            "brand_new_field": {"nested": [1, 2]},
+            "first": None,
+            "email": 12345,
+            "rev": "not a number",
+            "custom": ["not", "an", "object"],
+            "tags": "vip",
+        },
+        {"first": None, "email": "12345", "rev": None, "custom": None, "tags": ["vip"]},
+    ),
+    907: ({"id": 907}, {"updated": None}),
+    908: ({"id": 908, "updated": None}, {"updated": None}),
+    909: ({"id": 909, "updated": "last tuesday"}, {"updated": None}),
+}
+
+
+@pytest.fixture(scope="module")
+def odd_run() -> tuple[FakeHeymarket, TapRun]:
+    with FakeHeymarket(contacts=300, seed=21) as fake:
+        for raw, _ in ODD_CONTACTS.values():
+            fake.add_raw(raw)
+        fake.add_raw({"first": "Nobody", "updated": "2024-01-01T00:00:10Z"})
+        run = run_tap(tap_config(fake, page_size=50))
+    return fake, run
+
+
+def test_odd_contacts_are_coerced_into_valid_singer_json_without_stopping_the_sync(odd_run):
+    fake, run = odd_run
+    assert run.returncode == 0, run.stderr
+
+    schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA")
+    by_id = {record["id"]: record for record in run.records}
+    for record in run.records:
+        jsonschema.validate(record, schema)
+        assert set(record) <= CONTACT_FIELDS
+    for contact_id, (_, expected) in ODD_CONTACTS.items():
+        assert {name: by_id[contact_id][name] for name in expected} == expected
+    normal = {c["id"] for c in fake.contacts() if isinstance(c.get("id"), int) and c["id"] > 1000}
+    assert normal <= set(by_id) and len(normal) == 300
+    assert "brand_new_field" in run.stderr, "unknown fields are named in the log"
+    assert re.search(r"synced as null: .*rev: 1", run.stderr)
+
+
+def test_contacts_without_id_or_updated_are_reported_never_silently_dropped(odd_run):
+    _, run = odd_run
+    assert run.returncode == 0, run.stderr
+
+    undated = [line for line in run.stderr.splitlines() if "no usable updated time" in line]
+    assert len(undated) == 1 and "3 contacts" in undated[0]
+    assert all(str(contact_id) in undated[0] for contact_id in (907, 908, 909))
+    unkeyed = [line for line in run.stderr.splitlines() if "no usable id" in line]
+    assert len(unkeyed) == 1 and "1 contacts" in unkeyed[0] and "page=" in unkeyed[0]
+    assert "ERROR" in unkeyed[0]
+
+
+# --------------------------------------------------------------------------- normalisers
+
+_OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59)
+_INSTANTS = st.datetimes(
+    min_value=datetime.datetime(1000, 1, 2, 1, 0),
+    max_value=datetime.datetime(9999, 12, 30, 22, 0),
+    timezones=st.just(datetime.timezone.utc),
+)
+
+
+def _rfc3339(instant: datetime.datetime, offset_minutes: int, digits: int, nanos: int) -> str:
+    """``instant`` written with an offset and ``digits`` fractional digits (Go-style)."""
+    local = instant.astimezone(datetime.timezone(datetime.timedelta(minutes=offset_minutes)))
+    fraction = f"{local.microsecond:06d}{nanos:03d}"[:digits]
+    sign = "+" if offset_minutes >= 0 else "-"
+    zone = (
+        "Z"
+        if offset_minutes == 0
+        else f"{sign}{abs(offset_minutes) // 60:02d}:{abs(offset_minutes) % 60:02d}"
+    )
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if digits else "") + zone
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    instant=_INSTANTS,
+    other=_INSTANTS,
+    offset=_OFFSETS,
+    digits=st.integers(0, 9),
+    nanos=st.integers(0, 999),
+)
+def test_timestamp_normaliser_keeps_the_instant_to_the_microsecond_and_its_order(
+    instant, other, offset, digits, nanos
+):
+    text = _rfc3339(instant, offset, digits, nanos)
+    normalised = normalize_timestamp(text)
+
+    assert normalised is not None and len(normalised) == 27
+    parsed = datetime.datetime.strptime(normalised, TIMESTAMP_FORMAT).replace(
+        tzinfo=datetime.timezone.utc
+    )
+    kept = 10 ** (6 - min(digits, 6))
+    assert parsed == instant.replace(microsecond=instant.microsecond // kept * kept)
+    assert normalize_timestamp(normalised) == normalised
+    other_text = normalize_timestamp(_rfc3339(other, 0, 6, 0))
+    if digits >= 6:
+        assert (normalised < other_text) == (instant < other)
+
+
+def test_timestamps_before_the_year_1000_keep_the_fixed_width_form():
+    assert normalize_timestamp("0999-01-01T00:00:00+01:00") == "0998-12-31T23:00:00.000000Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.integers(), st.floats(), st.booleans(), st.none()))
+def test_timestamp_normaliser_refuses_what_it_cannot_read_with_its_own_error(value):
+    try:
+        result = normalize_timestamp(value)
+    except InvalidTimestampError:
+        return
+    assert result is None or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", result)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_FIELD_NAMES = st.sampled_from(sorted(CONTACT_FIELDS)) | st.text(max_size=12)
+_NOTES = st.lists(
+    st.dictionaries(st.sampled_from(["date", "id", "name", "text", "user_id", "x"]), _JSON),
+    max_size=3,
+)
+
+
+def _nullable(schema: dict) -> dict:
+    """The stream schema as the normaliser alone must meet: ``id`` and ``updated`` may be absent
+    or null (the stream fills in ``updated`` and drops, reporting them, contacts without ``id``)."""
+    schema = json.loads(json.dumps(schema))
+    schema["properties"]["id"]["type"] = [*schema["properties"]["id"]["type"], "null"]
+    schema["required"] = []
+    return schema
+
+
+_SCHEMA = _nullable(ContactsStream.schema)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_FIELD_NAMES, _JSON | _NOTES, max_size=14))
+def test_record_normaliser_always_returns_a_schema_valid_json_record(raw):
+    report = NormalizeReport()
+    record = normalize_contact(raw, report)
+
+    jsonschema.validate(record, _SCHEMA)
+    assert set(record) == set(raw) & CONTACT_FIELDS, "no field invented, no known field dropped"
+    assert "\\u0000" not in json.dumps(record), "PostgreSQL cannot store NUL"
+    assert report.unknown_fields == set(raw) - CONTACT_FIELDS
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "id": st.integers(1, 2**53),
+            "rev": st.integers(0, 2**31),
+            "shared": st.booleans(),
+            "first": st.text(),
+            "updated": _INSTANTS.map(lambda instant: _rfc3339(instant, 0, 6, 0)),
+        }
+    ),
+    st.booleans(),
+)
+def test_record_normaliser_coerces_stringly_and_numeric_encodings_to_the_same_values(clean, encode):
+    raw = dict(clean)
+    if encode:
+        raw.update(id=str(clean["id"]), rev=float(clean["rev"]), shared=int(clean["shared"]))
+    report = NormalizeReport()
+    record = normalize_contact(raw, report)
+
+    assert record["id"] == clean["id"] and record["rev"] == clean["rev"]
+    assert record["shared"] is clean["shared"]
+    assert record["first"] == clean["first"].replace("\x00", "")
+    assert report.nulled == {}

@@ -1,0 +1,219 @@
+"""The tap rides through what the API and the network do to it: faults injected by the fake API.
+
+Each test runs the real tap (mostly as a subprocess, the way a scheduler runs it) against the
+fake Heymarket over loopback HTTP, with millisecond backoff and a one-second request timeout.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import signal
+
+import jwt
+import pytest
+
+from tap_heymarket.client import (
+    MAX_RETRY_AFTER_SECONDS,
+    HeymarketAPIError,
+    HeymarketStream,
+    retry_after_seconds,
+)
+from tap_heymarket.tap import TapHeymarket
+from testbed.fake_heymarket import FakeHeymarket
+from testbed.runs import run_tap, tap_config
+
+_ALL_FAULTS = (
+    "500",
+    "500-html",
+    "502",
+    "503",
+    "cut",
+    "hang",
+    "json-truncated",
+    "html-200",
+    "error-object-200",
+)
+
+
+def fake_ids(fake: FakeHeymarket) -> set[int]:
+    return {contact["id"] for contact in fake.contacts()}
+
+
+def gaps_after_429(fake: FakeHeymarket) -> list[float]:
+    """Seconds between each 429 and the request that followed it."""
+    times = [(entry["time"], entry["status"]) for entry in fake.requests]
+    return [
+        later[0] - earlier[0] for earlier, later in itertools.pairwise(times) if earlier[1] == 429
+    ]
+
+
+def in_process_stream(fake: FakeHeymarket, **overrides: object) -> HeymarketStream:
+    """The contacts stream of a tap built in this process (its signal handlers undone)."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tap = TapHeymarket(config=tap_config(fake, **overrides), setup_mapper=False)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    return tap.streams["contacts"]
+
+
+@pytest.mark.parametrize("retry_after", [None, "seconds", "http-date"])
+def test_rate_limited_sync_backs_off_honouring_retry_after_and_completes(retry_after):
+    with FakeHeymarket(contacts=200, seed=3) as fake:
+        fake.configure(rate_limit=4, rate_window=2.0, retry_after=retry_after)
+        # Backoff scaled to the 2 s window as the defaults (1 s doubling to 60 s, 8 retries:
+        # at least 91 s in all) are to Heymarket's 60 s one.
+        run = run_tap(tap_config(fake, page_size=25, backoff_factor=0.1))
+
+    assert run.returncode == 0, run.stderr
+    assert run.ids == fake_ids(fake)
+    assert fake.rate_limited > 0, "the scenario must actually hit the rate limit"
+    if retry_after == "seconds":
+        # Backoff alone would retry within milliseconds; the header says a second or more.
+        assert min(gaps_after_429(fake)) >= 0.95
+    if retry_after is not None:
+        # Waiting as told means about one refusal per window, not a burst of them.
+        assert fake.rate_limited <= fake.status_counts[200]
+
+
+def test_retry_after_is_read_in_both_forms_and_capped():
+    now = 1_700_000_000.0
+    in_90_s = email.utils.formatdate(now + 90, usegmt=True)
+
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds(in_90_s, now=now) == pytest.approx(90)
+    assert retry_after_seconds(email.utils.formatdate(now - 5, usegmt=True), now=now) == 0
+    assert retry_after_seconds("86400") == MAX_RETRY_AFTER_SECONDS
+    assert retry_after_seconds("soon") is None
+
+
+def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_429():
+    # 50 requests per 6 s is Heymarket's 500 a minute, scaled down tenfold in time.
+    with FakeHeymarket(contacts=1200, seed=4) as fake:
+        fake.configure(rate_limit=50, rate_window=6.0)
+        config = tap_config(fake, page_size=20)
+        del config["max_requests_per_minute"]  # the default
+        run = run_tap(config)
+
+    assert run.returncode == 0, run.stderr
+    assert run.ids == fake_ids(fake)
+    assert fake.status_counts[200] > 50, "the sync must be long enough to fill the window"
+    assert fake.rate_limited == 0
+
+
+def test_every_server_and_network_fault_is_retried_and_the_sync_completes():
+    with FakeHeymarket(contacts=500, seed=5) as fake:
+        fake.configure(hang_seconds=3)
+        fake.queue_faults(*_ALL_FAULTS)
+        run = run_tap(tap_config(fake, page_size=50, max_retries=len(_ALL_FAULTS)))
+
+    assert run.returncode == 0, run.stderr
+    assert run.ids == fake_ids(fake)
+    assert [entry["fault"] for entry in fake.requests[: len(_ALL_FAULTS)]] == list(_ALL_FAULTS)
+    warnings = [line for line in run.stderr.splitlines() if "retry " in line]
+    assert len(warnings) == len(_ALL_FAULTS)
+    answered = [line for line in warnings if "answered" in line]
+    assert all("X-Request-Id: " in line for line in answered) and len(answered) == 7
+    assert any("within request_timeout" in line for line in warnings)
+
+
+def test_retries_back_off_exponentially_with_jitter_each_with_a_fresh_token(monkeypatch):
+    delays: list[float] = []
+    clock = [1_700_000_000.0]
+    sent: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        clock[0] += 1  # the next attempt happens a second later
+
+    with FakeHeymarket(contacts=10, seed=6) as fake:
+        stream = in_process_stream(fake, max_retries=4, backoff_factor=1.0)
+        fake.queue_faults("503", "503", "503", "503", "503")
+        monkeypatch.setattr("tap_heymarket.client.time.sleep", sleep)
+        monkeypatch.setattr(stream.authenticator, "_clock", lambda: clock[0])
+        send = stream._session.send
+
+        def recording_send(prepared, **kwargs):
+            sent.append(prepared.headers["Authorization"].split()[1])
+            return send(prepared, **kwargs)
+
+        monkeypatch.setattr(stream._session, "send", recording_send)
+        with pytest.raises(HeymarketAPIError) as failure:
+            stream.post_json({"limit": 5, "page": 0, "ascending": True})
+
+    assert len(fake.requests) == 5, "max_retries bounds the attempts"
+    assert len(delays) == 4
+    for attempt, delay in enumerate(delays):
+        assert 0.5 * 2**attempt <= delay <= 2**attempt
+    assert len(set(delays)) == len(delays), "jitter: no two delays alike"
+    iats = [jwt.decode(token, options={"verify_signature": False})["iat"] for token in sent]
+    assert iats == [clock[0] - 4 + attempt for attempt in range(5)], "a fresh token per attempt"
+    message = str(failure.value)
+    assert "after 5 attempts" in message and "503" in message and "X-Request-Id: " in message
+
+
+def test_an_api_that_stays_down_fails_after_bounded_retries_with_one_clear_line():
+    with FakeHeymarket(contacts=300, seed=7) as fake:
+        fake.configure(fail_rate=1.0, fail_kinds=["502"])
+        run = run_tap(tap_config(fake, max_retries=3))
+
+    assert run.returncode == 1
+    assert len(fake.requests) == 4
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "Sync failed" in line]
+    assert len(errors) == 1 and "after 4 attempts" in errors[0] and "502" in errors[0]
+    assert not run.records
+
+
+@pytest.mark.parametrize("fault", ["json-truncated", "html-200", "error-object-200"])
+def test_a_200_that_is_not_a_json_array_fails_the_sync_rather_than_ending_it(fault):
+    with FakeHeymarket(contacts=300, seed=8) as fake:
+        fake.queue_faults(fault)
+        run = run_tap(tap_config(fake, max_retries=0))
+
+    assert run.returncode == 1, "taken for an empty page, the sync would end 'successfully'"
+    assert "instead of a JSON array" in run.stderr and "X-Request-Id: " in run.stderr
+    assert not any(
+        state["bookmarks"]["contacts"].get("replication_key_value") for state in run.states
+    )
+
+
+@pytest.mark.parametrize("fault", ["401", "403"])
+def test_refused_credentials_fail_at_once_naming_the_settings_to_check(fault):
+    with FakeHeymarket(contacts=300, seed=9) as fake:
+        fake.queue_faults(fault)
+        run = run_tap(tap_config(fake))
+
+    assert run.returncode == 1
+    assert len(fake.requests) == 1, "no retry storm on refused credentials"
+    assert f"answered {fault}" in run.stderr and "X-Request-Id: " in run.stderr
+    assert "api_secret_id and api_secret_key" in run.stderr and "api_key" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_quarter_of_requests_failing_under_a_tight_rate_limit_loses_no_contact():
+    with FakeHeymarket(contacts=1500, seed=10) as fake:
+        fake.configure(
+            fail_rate=0.25,
+            fail_kinds=list(_ALL_FAULTS),
+            rate_limit=10,
+            rate_window=1.0,
+            hang_seconds=2,
+            changes_per_request=3,
+        )
+        # Backoff scaled to the 1 s window, as the default 1 s is to Heymarket's 60 s one.
+        run = run_tap(tap_config(fake, page_size=50, backoff_factor=0.1))
+
+    assert run.returncode == 0, run.stderr
+    assert fake_ids(fake) <= run.ids
+    admitted = [entry for entry in fake.requests if entry["status"] != 429]
+    faulted = [entry for entry in admitted if entry["fault"]]
+    assert len(faulted) >= 0.15 * len(admitted) and fake.rate_limited > 0
+
+
+def test_a_json_array_of_non_objects_is_a_failure_not_a_page_of_contacts():
+    with FakeHeymarket(contacts=3, seed=11) as fake:
+        fake._insert("42", 0, 0, 42)  # a bare number among the contacts
+        stream = in_process_stream(fake, max_retries=0)
+        with pytest.raises(HeymarketAPIError, match="instead of a JSON array of contact objects"):
+            stream.post_json({"limit": 5, "page": 0, "ascending": True})
