@@ -23,13 +23,11 @@ if t.TYPE_CHECKING:
 STATE_EVERY_PAGES = 5
 
 _TIMESTAMP = th.DateTimeType
-_NOTE = th.ObjectType(
-    th.Property("date", _TIMESTAMP),
-    th.Property("id", th.StringType),
-    th.Property("name", th.StringType),
-    th.Property("text", th.StringType),
-    th.Property("user_id", th.IntegerType),
-)
+#: A JSON array with free-form items. Item schemas are left out on purpose: warehouse loaders
+#: (target-postgres among them) then store the list as one JSON value (``jsonb``), which JSON
+#: operators can query, instead of a SQL array of JSON values. The normaliser still types the
+#: items (note dates are fixed-width UTC, note ids strings, user ids integers).
+_JSON_ARRAY = th.CustomType({"type": ["array", "null"]})
 
 
 class _Prefetch:
@@ -101,8 +99,16 @@ class ContactsStream(HeymarketStream):
             th.ObjectType(additional_properties=True),
             description="Custom fields keyed by custom-field id",
         ),
-        th.Property("note", th.ArrayType(_NOTE)),
-        th.Property("tags", th.ArrayType(th.AnyType), description="Tag objects (or plain tags)"),
+        th.Property(
+            "note",
+            _JSON_ARRAY,
+            description="Notes: objects {date (UTC date-time), id, name, text, user_id}",
+        ),
+        th.Property(
+            "tags",
+            _JSON_ARRAY,
+            description="Tags: objects {id, tag, color, team_id, created, updated, rev} or plain values",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:

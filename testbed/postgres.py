@@ -175,28 +175,8 @@ class ThrowawayPostgres:
         self.stop()
 
     def query(self, sql: str, *params: object) -> list[tuple[str, ...]]:
-        """Run SQL as the application role over TCP, the way a loader connects, and return rows.
-
-        ``psql`` does the work so no driver is needed; hence every value comes back as a string
-        (booleans as ``t``/``f``) and NULL as ``""`` (test with ``IS NULL`` in SQL when it
-        matters). Rows of every statement in ``sql`` are returned in order. ``params`` bind to
-        ``$1``, ``$2``... as text parameters of a single statement; ``None`` cannot be bound.
-        """
-        info = self.info
-        script = sql
-        if params:
-            bound = " ".join(_psql_literal(param) for param in params)
-            script = f"{sql.strip().rstrip(';')}\n\\bind {bound} \\g\n"
-        argv = [
-            *_psql_base(info.host, info.port, info.user, info.database),
-            *("--tuples-only", "--no-align", "--record-separator-zero"),
-            f"--field-separator={_FIELD_SEPARATOR}",
-        ]
-        result = _run(argv, stdin=script, env_extra={"PGPASSWORD": info.password})
-        if result.returncode != 0:
-            raise PostgresError(f"query failed: {result.stderr.strip()}")
-        records = result.stdout.split("\0")[:-1]
-        return [tuple(record.split(_FIELD_SEPARATOR)) for record in records]
+        """Run SQL as the application role over TCP and return rows (see ``query``)."""
+        return query(self.info, sql, *params)
 
     def _prepare_data_dir(self) -> Path:
         """Create the data dir, plus a short socket dir when its path is too long for a socket."""
@@ -285,6 +265,31 @@ class ThrowawayPostgres:
                 return log.read().decode(errors="replace")
         except FileNotFoundError:
             return "(no server log)"
+
+
+def query(info: PostgresInfo, sql: str, *params: object) -> list[tuple[str, ...]]:
+    """Run SQL over TCP as ``info``'s user, the way a loader connects, and return rows.
+
+    Any server will do, not only a throwaway one. ``psql`` does the work so no driver is
+    needed; hence every value comes back as a string (booleans as ``t``/``f``) and NULL as
+    ``""`` (test with ``IS NULL`` in SQL when it matters). Rows of every statement in ``sql``
+    are returned in order. ``params`` bind to ``$1``, ``$2``... as text parameters of a single
+    statement; ``None`` cannot be bound.
+    """
+    script = sql
+    if params:
+        bound = " ".join(_psql_literal(param) for param in params)
+        script = f"{sql.strip().rstrip(';')}\n\\bind {bound} \\g\n"
+    argv = [
+        *_psql_base(info.host, info.port, info.user, info.database),
+        *("--tuples-only", "--no-align", "--record-separator-zero"),
+        f"--field-separator={_FIELD_SEPARATOR}",
+    ]
+    result = _run(argv, stdin=script, env_extra={"PGPASSWORD": info.password})
+    if result.returncode != 0:
+        raise PostgresError(f"query failed: {result.stderr.strip()}")
+    records = result.stdout.split("\0")[:-1]
+    return [tuple(record.split(_FIELD_SEPARATOR)) for record in records]
 
 
 def _run(
