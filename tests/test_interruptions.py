@@ -6,18 +6,14 @@ stdout count as loaded, as if the target dropped everything after its last commi
 
 from __future__ import annotations
 
-import json
 import random
 import signal
-import subprocess
 
 import pytest
 
 from tap_heymarket.streams import STATE_EVERY_PAGES
 from testbed.fake_heymarket import FakeHeymarket
-from testbed.meltano_cli import plugin_executable
-from testbed.runs import TapRun, interrupt_tap, run_tap, send, tap_command, tap_config, write_json
-from tests.e2e.conftest import SCHEMA, meltano_sys_dir, postgres, warehouse  # noqa: F401 (fixtures)
+from testbed.runs import TapRun, interrupt_tap, run_tap, send, tap_config
 
 PAGE_SIZE = 50
 #: The most a resumed run may read again: the pages since the last STATE, plus one page of
@@ -92,62 +88,3 @@ def test_sigterm_and_sigint_stop_promptly_without_a_bookmark_past_the_records(si
         assert_bookmarks_never_run_ahead(first)
         fake.configure(fail_rate=0.0)
         resume_and_check(fake, first, config)
-
-
-@pytest.mark.e2e
-def test_pipeline_into_postgres_killed_midway_resumes_from_the_targets_state_losing_nothing(
-    meltano_sys_dir,  # noqa: F811 (the fixture imported above)
-    warehouse,  # noqa: F811
-    tmp_path,
-):
-    target = plugin_executable(meltano_sys_dir, "loaders", "target-postgres")
-    info = warehouse.info
-    target_config = write_json(
-        tmp_path,
-        "target.json",
-        {
-            "host": info.host,
-            "port": info.port,
-            "user": info.user,
-            "password": info.password,
-            "database": info.database,
-            "default_target_schema": SCHEMA,
-            "load_method": "upsert",
-        },
-    )
-    with FakeHeymarket(contacts=3000, seed=41) as fake:
-        config = write_json(tmp_path, "tap.json", tap_config(fake, page_size=PAGE_SIZE))
-
-        def pipeline(state: dict | None, kill_after: int | None) -> dict:
-            """tap | target, relayed line by line; SIGKILL the tap after ``kill_after`` records."""
-            argv = [*tap_command(), "--config", str(config)]
-            if state is not None:
-                argv += ["--state", str(write_json(tmp_path, "state.json", state))]
-            tap = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            loader = subprocess.Popen(
-                [str(target), "--config", str(target_config)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-            records = 0
-            for line in tap.stdout:
-                loader.stdin.write(line)
-                records += line.startswith(b'{"type":"RECORD"')
-                if records == kill_after:
-                    tap.send_signal(signal.SIGKILL)
-                    break
-            tap.wait()
-            out, _ = loader.communicate(timeout=120)
-            assert loader.returncode == 0
-            return json.loads(out.decode().strip().splitlines()[-1])
-
-        state = pipeline(None, kill_after=1700)
-        assert state["bookmarks"]["contacts"]["replication_key_value"]
-        pipeline(state, kill_after=None)
-        everything = {contact["id"] for contact in fake.contacts()}
-
-    rows = warehouse.query(f"SELECT count(*), count(DISTINCT id) FROM {SCHEMA}.contacts")
-    ids = {int(i) for (i,) in warehouse.query(f"SELECT id FROM {SCHEMA}.contacts")}
-    assert ids == everything
-    assert rows[0][0] == rows[0][1], "upserts, no duplicate rows"
