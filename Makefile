@@ -5,13 +5,19 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test
+.PHONY: demo test bench reliability
 
 demo: $(STAMP)
 	$(VENV)/bin/python -m testbed.demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.run
+
+reliability: $(STAMP)
+	$(VENV)/bin/python scripts/reliability_report.py
 
 $(STAMP): pyproject.toml
 	@echo "==> Setting up $(VENV) (the first time takes a minute or two)"
