@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,8 +72,7 @@ def test_readme_standalone_recipe_syncs_then_resumes_from_the_saved_state(
     }
     (tmp_path / "config.json").write_text(json.dumps(tap))
     (tmp_path / "sync.sh").write_text(recipe["bash"])
-    # The recipe's tools: the tap and target Meltano installed, and the project's .venv.
-    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    # The recipe's tools: the tap and the target, as Meltano installed them.
     bins = [
         plugin_executable(meltano_sys_dir, "extractors", "tap-heymarket").parent,
         plugin_executable(meltano_sys_dir, "loaders", "target-postgres").parent,
@@ -82,9 +80,6 @@ def test_readme_standalone_recipe_syncs_then_resumes_from_the_saved_state(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(PLUGIN_ENV_PREFIXES)},
         "PATH": os.pathsep.join([*map(str, bins), os.environ["PATH"]]),
-        "MELTANO_PROJECT_ROOT": str(PROJECT_ROOT),
-        "MELTANO_SYS_DIR_ROOT": str(meltano_sys_dir),
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
 
     shell(recipe["sh"], tmp_path, env)
