@@ -178,13 +178,18 @@ class ContactsStream(HeymarketStream):
                 self._write_state_message()
                 raise
             page = [normalize_contact(raw, report) for raw in raw_page]
+            # Where in Heymarket's answer (request and index) a contact without an id stood.
+            unkeyed.extend(
+                f"date={request.date} page={request.page} limit={request.limit} #{index}"
+                for index, contact in enumerate(page)
+                if contact.get("id") is None
+            )
             fresh = paginator.advance(page)
             if not paginator.finished:
                 pending = _Prefetch(self.post_json, paginator.current.body())
-            for position, contact in enumerate(fresh):
+            for contact in fresh:
                 if contact.get("id") is None:
-                    unkeyed.append(f"date={request.date} page={request.page} #{position}")
-                    continue
+                    continue  # listed in ``unkeyed`` above
                 if contact.get("updated") is None:
                     contact["updated"] = None  # the SDK's bookmarking needs the key present
                     undated.append(contact["id"])
