@@ -29,6 +29,17 @@ _CREDENTIAL_HINT = (
 _decode = msgspec.json.Decoder().decode
 
 
+def decode_json_array(content: bytes) -> list[dict[str, t.Any]] | None:
+    """The JSON array of objects ``content`` holds, or None if it holds anything else."""
+    try:
+        records = _decode(content)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(records, list) and all(isinstance(item, dict) for item in records):
+        return records
+    return None
+
+
 class HeymarketAPIError(FatalAPIError):
     """Heymarket could not give us what we asked for; the message says what and what to check."""
 
@@ -147,8 +158,14 @@ class HeymarketStream(RESTStream):
         )
         return session
 
-    def post_json(self, body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    def post_json(
+        self,
+        body: dict[str, t.Any],
+        decode: t.Callable[[bytes], list[dict[str, t.Any]] | None] = decode_json_array,
+    ) -> list[dict[str, t.Any]]:
         """POST ``body`` to the stream's path and return the JSON array it answers with.
+
+        ``decode`` turns the response's bytes into that array, or None if they are not one.
 
         Retries what may pass (429, 5xx, cut connections, timeouts, a 200 that is not a JSON
         array) with exponential backoff and jitter, honouring ``Retry-After``, each attempt with
@@ -159,7 +176,7 @@ class HeymarketStream(RESTStream):
         encoded = msgspec.json.encode(body)
         for attempt in range(max_retries + 1):
             try:
-                return self._attempt(encoded, body)
+                return self._attempt(encoded, body, decode)
             except _RetryableError as exc:
                 if attempt == max_retries:
                     msg = f"Heymarket kept failing after {max_retries + 1} attempts; last: {exc}"
@@ -175,7 +192,12 @@ class HeymarketStream(RESTStream):
                     self.authenticator.renew()
         raise AssertionError  # pragma: no cover - the loop always returns or raises
 
-    def _attempt(self, encoded: bytes, body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    def _attempt(
+        self,
+        encoded: bytes,
+        body: dict[str, t.Any],
+        decode: t.Callable[[bytes], list[dict[str, t.Any]] | None],
+    ) -> list[dict[str, t.Any]]:
         self.pacer.wait()
         request = requests.Request("POST", self.url_base + self.path, data=encoded)
         prepared = self.authenticator(self._session.prepare_request(request))
@@ -193,11 +215,8 @@ class HeymarketStream(RESTStream):
         request_id = response.headers.get("X-Request-Id", "none")
         status = response.status_code
         if status == 200:
-            try:
-                records = _decode(content)
-            except msgspec.DecodeError:
-                records = None
-            if isinstance(records, list) and all(isinstance(item, dict) for item in records):
+            records = decode(content)
+            if records is not None:
                 return records
             msg = (
                 f"Heymarket answered 200 with {_describe_body(response)} instead of a JSON array "

@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from unittest import mock
 
 import jsonschema
+import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tap_heymarket.normalize import (
@@ -19,6 +21,7 @@ from tap_heymarket.normalize import (
     TIMESTAMP_FORMAT,
     InvalidTimestampError,
     NormalizeReport,
+    decode_contacts,
     normalize_contact,
     normalize_timestamp,
 )
@@ -235,3 +238,80 @@ def test_record_normaliser_coerces_stringly_and_numeric_encodings_to_the_same_va
     assert record["shared"] is clean["shared"]
     assert record["first"] == clean["first"].replace("\x00", "")
     assert report.nulled == {}
+
+
+_TIMESTAMP_TEXT = (
+    st.builds(_rfc3339, _INSTANTS, _OFFSETS, st.integers(0, 9), st.integers(0, 999))
+    | st.sampled_from(["0001-01-01T00:00:00Z", "", "last tuesday"])
+    | st.none()
+)
+_TEXT = st.text() | st.none()
+_INT = st.integers(-(2**63), 2**63 - 1) | st.none()
+#: Contacts whose values all have their schema types (what Heymarket sends): any field may be
+#: missing; only the timestamps vary in form, and a few strings hold a NUL.
+_TYPED_CONTACTS = st.fixed_dictionaries(
+    {},
+    optional={
+        **dict.fromkeys(("id", "creator_id", "inbox_id", "parent_id", "rev", "team_id"), _INT),
+        **dict.fromkeys(("first", "last", "email", "phone", "type", "op"), _TEXT),
+        "shared": st.booleans() | st.none(),
+        "created": _TIMESTAMP_TEXT,
+        "updated": _TIMESTAMP_TEXT,
+        "custom": st.dictionaries(st.text(), _JSON, max_size=3) | st.none(),
+        "tags": st.lists(_JSON, max_size=3) | st.none(),
+        "note": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={"date": _TIMESTAMP_TEXT, "id": _TEXT, "text": _TEXT, "user_id": _INT},
+            ),
+            max_size=2,
+        )
+        | st.none(),
+    },
+)
+#: Now and then a contact that is not: an odd value, an unknown field, not even an object.
+_PAGES = st.lists(
+    _TYPED_CONTACTS
+    | st.dictionaries(_FIELD_NAMES, _JSON | _NOTES, max_size=6)
+    | st.sampled_from([[], "contact", 7]),
+    max_size=6,
+)
+
+
+def _as_json(page: list) -> bytes:
+    """The page as the API would send it (JSON has no infinities: such pages are not drawn)."""
+    try:
+        return json.dumps(page, ensure_ascii=False, allow_nan=False).encode()
+    except ValueError:
+        assume(False)
+        raise
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PAGES)
+def test_page_decoder_gives_exactly_the_per_contact_normalisers_records_and_report(page):
+    content = _as_json(page)
+    report, reference_report = NormalizeReport(), NormalizeReport()
+
+    records = decode_contacts(content, report)
+
+    if not all(isinstance(contact, dict) for contact in page):
+        assert records is None, "not a JSON array of objects: the request is retried"
+        return
+    reference = [normalize_contact(contact, reference_report) for contact in page]
+    # Compared as encoded JSON, so that field order and int/bool/float types count too.
+    assert msgspec.json.encode(records) == msgspec.json.encode(reference)
+    assert report == reference_report
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_TYPED_CONTACTS, max_size=6))
+def test_pages_of_schema_typed_contacts_skip_the_per_contact_normaliser(page):
+    if "\\u0000" in json.dumps(page):
+        return  # a NUL to strip: the per-contact normaliser's job
+    content = _as_json(page)
+
+    with mock.patch("tap_heymarket.normalize.normalize_contact", side_effect=AssertionError):
+        records = decode_contacts(content, NormalizeReport())
+
+    assert [record.get("id") for record in records] == [contact.get("id") for contact in page]
