@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import sys
 import typing as t
+from datetime import datetime
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib.encoding.simple import RecordMessage
@@ -43,6 +44,27 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         encoder.encode_into(message.to_dict(), buffer, -1)
         buffer.extend(b"\n")
         if type(message) is not RecordMessage or len(buffer) >= BUFFER_BYTES:
+            self.flush()
+
+    def write_record(
+        self,
+        stream: str,
+        record: dict[str, t.Any],
+        version: int | None,
+        time_extracted: datetime,
+    ) -> None:
+        """What ``write_message`` writes for that ``RecordMessage``, without making the message.
+
+        ``time_extracted`` must be an aware UTC datetime, as ``RecordMessage`` would make it.
+        """
+        message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": record}
+        if version is not None:
+            message["version"] = version
+        message["time_extracted"] = time_extracted
+        buffer = self._buffer
+        encoder.encode_into(message, buffer, -1)
+        buffer.extend(b"\n")
+        if len(buffer) >= BUFFER_BYTES:
             self.flush()
 
     def flush(self) -> None:

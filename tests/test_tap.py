@@ -130,6 +130,9 @@ def test_state_is_emitted_every_few_pages_with_a_bookmark_that_never_runs_ahead(
                 assert value == max(emitted_so_far), "bookmark must be the newest emitted updated"
                 bookmarks.append(value)
     assert len(bookmarks) >= 1000 // (50 * 5), "a STATE at least every 5 pages"
+    extracted = [m["time_extracted"] for m in run.messages if m["type"] == "RECORD"]
+    assert extracted == sorted(extracted), "time_extracted is when the record's page arrived"
+    assert 1 < len(set(extracted)) <= len(fake.requests)
 
 
 @pytest.mark.parametrize(

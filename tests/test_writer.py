@@ -6,6 +6,7 @@ import datetime
 import io
 import sys
 
+import pytest
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
@@ -66,6 +67,20 @@ def test_output_is_byte_for_byte_msgspecwriters(monkeypatch):
     for message in messages(50):
         writer.write_message(message)
     assert stdout.output() == reference.getvalue()
+
+
+@pytest.mark.parametrize("version", [None, 1716970089])
+def test_write_record_writes_the_bytes_write_message_writes_for_that_record(monkeypatch, version):
+    stdout = capture(monkeypatch)
+    record = messages(1)[1].record
+    writer = BufferedMsgSpecWriter()
+
+    writer.write_message(RecordMessage("contacts", record, version=version, time_extracted=WHEN))
+    writer.write_record("contacts", record, version, WHEN)
+    writer.flush()
+
+    first, second = stdout.output().splitlines()
+    assert first == second and b'"time_extracted":"2024-05-06T07:08:09.123456Z"' in first
 
 
 def test_records_wait_for_the_state_that_covers_them_then_leave_in_one_write(monkeypatch):
