@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import threading
 import time
@@ -81,6 +82,43 @@ class RequestPacer:
             self._next_start = now + self._interval
 
 
+#: Requests in flight at most: enough to hide a slow API's latency behind the rate limit.
+MAX_IN_FLIGHT = 4
+#: Shortest time between pages assumed when sizing the requests in flight; below it an API is
+#: fast enough that one request ahead hides its latency.
+MIN_PAGE_PERIOD = 0.02
+
+
+class MovingAverage:
+    """An exponentially weighted average of recent observations (None before the first)."""
+
+    def __init__(self, weight: float = 0.3) -> None:
+        self._weight = weight
+        self.value: float | None = None
+
+    def observe(self, sample: float) -> None:
+        """Count one observation."""
+        self.value = (
+            sample if self.value is None else self.value + self._weight * (sample - self.value)
+        )
+
+
+def in_flight_target(latency: float | None, interval: float, busy: float | None) -> int:
+    """How many requests to keep in flight so that answers arrive about as fast as they are used.
+
+    A page can be used every ``max(interval, busy)`` seconds at best: the pacing, or the time
+    writing one page out takes. One request at a time (with the next sent as soon as a page
+    is in) keeps up unless an answer takes half as long again as that; then as many as cover
+    the latency, up to ``MAX_IN_FLIGHT``.
+    """
+    if latency is None:
+        return 1
+    period = max(interval, busy or 0.0, MIN_PAGE_PERIOD)
+    if latency <= 1.5 * period:
+        return 1
+    return min(MAX_IN_FLIGHT, math.ceil(latency / period))
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if usable.
 
@@ -133,6 +171,11 @@ class HeymarketStream(RESTStream):
             return authenticator_for(self.config)
         except CredentialsError as exc:
             raise HeymarketAPIError(str(exc)) from None
+
+    @cached_property
+    def latency(self) -> MovingAverage:
+        """Seconds from sending a request to having its whole answer, averaged over recent ones."""
+        return MovingAverage()
 
     @cached_property
     def pacer(self) -> RequestPacer:
@@ -201,11 +244,13 @@ class HeymarketStream(RESTStream):
         self.pacer.wait()
         request = requests.Request("POST", self.url_base + self.path, data=encoded)
         prepared = self.authenticator(self._session.prepare_request(request))
+        sent = time.monotonic()
         try:
             response = self._session.send(
                 prepared, timeout=float(self.config["request_timeout"]), allow_redirects=False
             )
             content = response.content
+            self.latency.observe(time.monotonic() - sent)
         except requests.Timeout:
             msg = f"no answer from Heymarket within request_timeout ({self.config['request_timeout']} s)"
             raise _RetryableError(msg) from None

@@ -221,6 +221,12 @@ class NormalizeReport:
         """Count a value that had to be replaced by null."""
         self.nulled[name] = self.nulled.get(name, 0) + 1
 
+    def merge(self, other: NormalizeReport) -> None:
+        """Add what ``other`` (one page's report) counted."""
+        for name, count in other.nulled.items():
+            self.nulled[name] = self.nulled.get(name, 0) + count
+        self.unknown_fields |= other.unknown_fields
+
 
 def _coerce(
     value: object,

@@ -21,6 +21,16 @@ as a contact already read reappears in the new window, the contacts after it are
 next ones, and nothing was skipped. If none reappears, the window slides back until one does
 (offset 0 always qualifies).
 
+The same windows let several requests be in flight at once when the API's latency, not the
+rate limit, is what a sync waits for. With ``windows_per_date`` above one, a fresh ``date`` is
+followed by that many windows in all before ``date`` moves again, and as a window's place
+depends only on the one before it coming back full, ``upcoming()`` can name them all before any
+answer is in. Each answer is still taken in order and must join the one before it, whatever
+order the API evaluated them in: the argument above never relied on that order, only on
+contacts leaving and never entering the part of the list already read. A window that does not
+join makes the paginator look further back on its own, and the requests sent ahead for it
+are simply not asked for (``upcoming()`` no longer names them).
+
 Contacts read twice are passed on once (targets upsert on ``id`` anyway); every contact is
 passed on in ascending (``updated``, ``id``) order, so the bookmark can be saved at any point
 and a restart from it re-reads at most the contacts sharing the bookmark's ``updated``.
@@ -72,6 +82,10 @@ class PagingStats:
 #: Overlapping windows need room to both repeat and advance; below this many contacts a
 #: window cannot always do both, so tie windows may be larger than a small ``page_size``.
 MIN_WINDOW = 20
+#: Contacts a window sent ahead repeats of the one before it. Requests sent together are
+#: evaluated within moments of each other, so few contacts can leave in between; when more
+#: do, the window does not join and the paginator slides back (correct, one request dearer).
+AHEAD_OVERLAP = 2
 
 
 def _overlapping_window(last_index: int, overlap: int, max_limit: int) -> tuple[int, int]:
@@ -109,6 +123,28 @@ class ContactsPaginator:
         # Keys passed on since the current ``date``: re-reads of them are dropped.
         self._passed_on: set[Key] = set()
         self._newest: Key | None = None
+        #: Windows per ``date`` (1: move ``date`` after every page); read when ``date`` moves.
+        self.windows_per_date = 1
+        # Windows still to come on the current ``date`` before it moves again.
+        self._windows_left = 0
+        # Whether this ``date``'s windows may have been sent (and answered) together.
+        self._sent_ahead = False
+
+    def upcoming(self, count: int) -> list[PageRequest]:
+        """``current`` and the requests that follow it if every page comes back full: ``count`` at most.
+
+        Only windows already planned on the current ``date`` are named (never a new ``date``,
+        which depends on the answers), so each is exactly what ``current`` becomes in turn.
+        """
+        requests = [self.current]
+        request = self.current
+        for _ in range(min(count - 1, self._windows_left)):
+            limit, page = _overlapping_window(
+                request.offset + request.limit - 1, AHEAD_OVERLAP, self._window
+            )
+            request = PageRequest(date=request.date, page=page, limit=limit)
+            requests.append(request)
+        return requests
 
     def advance(self, page: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """Take the answer to ``current``; return the contacts to emit, and set the next request."""
@@ -132,9 +168,15 @@ class ContactsPaginator:
             elif key in self._passed_on or (self._since is not None and key[0] < self._since):
                 self.stats.reread += 1
             elif self._newest is not None and key < self._newest:
-                # Only a contact written with an ``updated`` older than ones already synced
-                # can land here; emitting it would break the order the bookmark relies on.
-                self.stats.behind_bookmark += 1
+                if self._sent_ahead:
+                    # Answers to requests sent together can cross: this one was evaluated
+                    # before one already taken, and the contact has since been updated (its
+                    # new version is further on) or deleted.
+                    self.stats.reread += 1
+                else:
+                    # Only a contact written with an ``updated`` older than ones already synced
+                    # can land here; emitting it would break the order the bookmark relies on.
+                    self.stats.behind_bookmark += 1
             else:
                 fresh.append(contact)
                 self._passed_on.add(key)
@@ -161,6 +203,12 @@ class ContactsPaginator:
         self, request: PageRequest, page: list[dict[str, t.Any]], keys: list[Key | None]
     ) -> None:
         if len(page) < request.limit:
+            if self._sent_ahead:
+                # The API may have answered this request before one already taken, so contacts
+                # updated in between could be past its end: ask it again, alone, to finish.
+                self._sent_ahead = False
+                self._windows_left = 0
+                return
             self.finished = True
             return
         placed = [key for key in keys if key is not None]
@@ -169,14 +217,24 @@ class ContactsPaginator:
             self._last_window = []
             self.current = PageRequest(request.date, request.page + 1, request.limit)
             return
+        self._last_window = placed
+        if self._windows_left > 0:
+            # The next of the windows planned on this ``date`` (``upcoming()`` named it).
+            self._windows_left -= 1
+            limit, page_number = _overlapping_window(
+                request.offset + len(page) - 1, AHEAD_OVERLAP, self._window
+            )
+            self.current = PageRequest(date=request.date, page=page_number, limit=limit)
+            return
         next_date = query_date(placed[-1][0])
         if request.date is None or next_date > request.date:
             floor = widen(next_date)
             self._passed_on = {key for key in self._passed_on if key[0] >= floor}
             self._last_window = []
+            self._windows_left = self.windows_per_date - 1
+            self._sent_ahead = self._windows_left > 0
             self.current = PageRequest(date=next_date, page=0, limit=self._page_size)
             return
-        self._last_window = placed
         limit, page_number = _overlapping_window(
             request.offset + len(page) - 1, self._overlap, self._window
         )

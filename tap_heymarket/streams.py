@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import typing as t
 from functools import cached_property
 
@@ -11,9 +12,14 @@ from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_heymarket.client import HeymarketAPIError, HeymarketStream
+from tap_heymarket.client import (
+    HeymarketAPIError,
+    HeymarketStream,
+    MovingAverage,
+    in_flight_target,
+)
 from tap_heymarket.normalize import NormalizeReport, decode_contacts, normalize_timestamp
-from tap_heymarket.pagination import ContactsPaginator
+from tap_heymarket.pagination import ContactsPaginator, PageRequest
 from tap_heymarket.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
@@ -32,21 +38,24 @@ _TIMESTAMP = th.DateTimeType
 _JSON_ARRAY = th.CustomType({"type": ["array", "null"]})
 
 
+_Page = tuple[list[dict[str, t.Any]], NormalizeReport]
+
+
 class _Prefetch:
-    """One page fetched on a daemon thread while the previous page is being written out.
+    """One request for a page, answered on a daemon thread while earlier pages are written out.
 
     A daemon thread, so that a tap told to stop is not held up by a request in flight.
     """
 
-    def __init__(self, fetch: t.Callable[[dict], list[dict]], body: dict) -> None:
+    def __init__(self, fetch: t.Callable[[dict], _Page], body: dict) -> None:
         self._done = threading.Event()
-        self._value: list[dict] = []
+        self._value: _Page = ([], NormalizeReport())
         self._error: BaseException | None = None
         #: When the page arrived: the ``time_extracted`` of its records.
         self.received_at = utc_now()
         threading.Thread(target=self._run, args=(fetch, body), daemon=True).start()
 
-    def _run(self, fetch: t.Callable[[dict], list[dict]], body: dict) -> None:
+    def _run(self, fetch: t.Callable[[dict], _Page], body: dict) -> None:
         try:
             self._value = fetch(body)
             self.received_at = utc_now()
@@ -55,8 +64,8 @@ class _Prefetch:
         finally:
             self._done.set()
 
-    def result(self) -> list[dict]:
-        """The page, or the exception fetching it raised."""
+    def result(self) -> _Page:
+        """The page and its normaliser report, or the exception fetching it raised."""
         self._done.wait()
         if self._error is not None:
             raise self._error
@@ -208,7 +217,9 @@ class ContactsStream(HeymarketStream):
         """Contacts in ascending (``updated``, ``id``) order, each new contact once.
 
         The next page is requested as soon as the current one is parsed, so the wait for it
-        overlaps the writing of the current page's records.
+        overlaps the writing of the current page's records; when the API's latency is longer
+        than that writing and the pacing, the paginator's next windows are requested together
+        (see ``pagination``), up to ``MAX_IN_FLIGHT`` at once.
         """
         since = self.sync_start(context)
         paginator = ContactsPaginator(page_size=self.config["page_size"], since=since)
@@ -216,21 +227,44 @@ class ContactsStream(HeymarketStream):
         unkeyed: list[str] = []
         undated: list[int] = []
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
+        # Made here, once: the fetching threads share them.
+        _ = self.authenticator, self.pacer, self._session, self.latency
+        interval = 60.0 / self.config["max_requests_per_minute"]
+        busy = MovingAverage()  # seconds spent writing out one page
+        in_flight: dict[PageRequest, _Prefetch] = {}
+        unused = 0
 
-        def fetch(body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-            return self.post_json(body, lambda content: decode_contacts(content, report))
+        def fetch(body: dict[str, t.Any]) -> _Page:
+            page_report = NormalizeReport()
+            page = self.post_json(body, lambda content: decode_contacts(content, page_report))
+            return page, page_report
 
-        pending = _Prefetch(fetch, paginator.current.body())
+        def send_ahead() -> None:
+            nonlocal unused
+            target = in_flight_target(self.latency.value, interval, busy.value)
+            paginator.windows_per_date = target
+            wanted = paginator.upcoming(target)
+            for request in [request for request in in_flight if request not in wanted]:
+                del in_flight[request]  # its answer is no longer needed; its thread ends alone
+                unused += 1
+            for request in wanted:
+                if request not in in_flight:
+                    in_flight[request] = _Prefetch(fetch, request.body())
+
+        send_ahead()
         while True:
             request = paginator.current
+            pending = in_flight.pop(request)
             try:
-                page = pending.result()
+                page, page_report = pending.result()
             except HeymarketAPIError:
                 # Everything emitted so far is in order, so its bookmark is safe to keep: a rerun
                 # then resumes here instead of up to a few pages back.
                 self._write_state_message()
                 raise
+            started = time.monotonic()
             self._extracted_at = pending.received_at
+            report.merge(page_report)
             # Where in Heymarket's answer (request and index) a contact without an id stood.
             unkeyed.extend(
                 f"date={request.date} page={request.page} limit={request.limit} #{index}"
@@ -239,7 +273,7 @@ class ContactsStream(HeymarketStream):
             )
             fresh = paginator.advance(page)
             if not paginator.finished:
-                pending = _Prefetch(fetch, paginator.current.body())
+                send_ahead()
             for contact in fresh:
                 if contact.get("id") is None:
                     continue  # listed in ``unkeyed`` above
@@ -249,7 +283,8 @@ class ContactsStream(HeymarketStream):
                 yield contact
             if paginator.finished:
                 break
-        self._log_summary(paginator, report, unkeyed, undated)
+            busy.observe(time.monotonic() - started)
+        self._log_summary(paginator, report, unkeyed, undated, unused + len(in_flight))
 
     def _log_summary(
         self,
@@ -257,15 +292,17 @@ class ContactsStream(HeymarketStream):
         report: NormalizeReport,
         unkeyed: list[str],
         undated: list[int],
+        unused: int,
     ) -> None:
         stats = paginator.stats
         self.logger.info(
             "Contacts sync done: %d requests, %d contacts read, %d re-reads skipped, "
-            "%d window slides",
+            "%d window slides, %d requests sent ahead and not needed",
             stats.requests,
             stats.contacts_read,
             stats.reread,
             stats.slid_back,
+            unused,
         )
         if report.unknown_fields:
             self.logger.info(

@@ -14,9 +14,11 @@ import jwt
 import pytest
 
 from tap_heymarket.client import (
+    MAX_IN_FLIGHT,
     MAX_RETRY_AFTER_SECONDS,
     HeymarketAPIError,
     HeymarketStream,
+    in_flight_target,
     retry_after_seconds,
 )
 from tap_heymarket.tap import TapHeymarket
@@ -78,10 +80,11 @@ def test_retry_after_is_read_in_both_forms_and_capped():
     assert retry_after_seconds("soon") is None
 
 
-def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_429():
+@pytest.mark.parametrize("latency", [0.0, 0.3], ids=["fast-api", "slow-api-requests-in-flight"])
+def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_429(latency):
     # 50 requests per 6 s is Heymarket's 500 a minute, scaled down tenfold in time.
     with FakeHeymarket(contacts=1200, seed=4) as fake:
-        fake.configure(rate_limit=50, rate_window=6.0)
+        fake.configure(rate_limit=50, rate_window=6.0, latency=latency)
         config = tap_config(fake, page_size=20)
         del config["max_requests_per_minute"]  # the default
         run = run_tap(config)
@@ -90,6 +93,33 @@ def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_
     assert run.ids == fake_ids(fake)
     assert fake.status_counts[200] > 50, "the sync must be long enough to fill the window"
     assert fake.rate_limited == 0
+    # 0.3 s answers at one request per 0.125 s: three in flight keep up with the pacing.
+    assert (fake.max_in_flight > 1) == (latency > 0)
+
+
+@pytest.mark.parametrize(
+    ("latency", "interval", "busy", "expected"),
+    [
+        (None, 0.125, None, 1),
+        (0.003, 0.00006, 0.004, 1),
+        (0.1, 0.125, 0.004, 1),
+        (0.3, 0.125, 0.004, 3),
+        (0.1, 0.00006, 0.004, MAX_IN_FLIGHT),
+        (0.1, 0.00006, 0.08, 1),
+    ],
+    ids=[
+        "nothing-measured-yet",
+        "cpu-bound",
+        "pacing-bound",
+        "slow-api-under-default-pacing",
+        "latency-bound-capped",
+        "writing-a-page-is-the-bottleneck",
+    ],
+)
+def test_requests_in_flight_cover_the_latency_only_where_latency_is_the_bottleneck(
+    latency, interval, busy, expected
+):
+    assert in_flight_target(latency, interval, busy) == expected
 
 
 def test_every_server_and_network_fault_is_retried_and_the_sync_completes():

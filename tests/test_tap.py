@@ -136,27 +136,47 @@ def test_state_is_emitted_every_few_pages_with_a_bookmark_that_never_runs_ahead(
 
 
 @pytest.mark.parametrize(
-    ("exclusive", "tie_size"),
-    [(False, 0), (True, 0), (False, 250), (True, 250)],
-    ids=["date-inclusive", "date-exclusive", "inclusive-250-tie", "exclusive-250-tie"],
+    ("exclusive", "tie_size", "latency"),
+    [
+        (False, 0, 0),
+        (True, 0, 0),
+        (False, 250, 0),
+        (True, 250, 0),
+        (False, 0, 0.05),
+        (True, 250, 0.05),
+    ],
+    ids=[
+        "date-inclusive",
+        "date-exclusive",
+        "inclusive-250-tie",
+        "exclusive-250-tie",
+        "requests-in-flight",
+        "requests-in-flight-exclusive-250-tie",
+    ],
 )
-def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(exclusive, tie_size):
+def test_no_contact_is_lost_while_contacts_change_between_every_two_requests(
+    exclusive, tie_size, latency
+):
     with FakeHeymarket(
         contacts=900, seed=17, tie_groups=1 if tie_size else 0, tie_size=tie_size
     ) as fake:
         fake.date_exclusive = exclusive
         fake.date_precision = "second" if exclusive else "full"
+        fake.latency = latency
         at_start = {c["id"] for c in fake.contacts()}
         fake.changes_per_request = 4
         fake.creates_per_request = 1
 
-        run = run_tap(tap_config(fake))
+        run = run_tap(tap_config(fake, page_size=30 if latency else 100))
 
         assert run.returncode == 0, run.stderr
         emitted = {r["id"] for r in run.records}
         assert at_start - emitted == set(), "contacts present at the start were lost"
         keys = [(r["updated"], r["id"]) for r in run.records]
         assert keys == sorted(keys)
+        assert len(keys) == len(set(keys)), "a contact version is emitted once"
+        if latency:
+            assert fake.max_in_flight > 1, "a slow API gets several requests at once"
 
 
 def test_start_date_applies_only_without_a_bookmark(fake):
