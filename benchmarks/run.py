@@ -117,15 +117,36 @@ def run_once(client: str, fake: Fake, per_minute: int = UNPACED) -> Run:
     return Run(wall, usage.ru_maxrss / 1024, server)
 
 
-def medians(clients: tuple[str, ...], repeat: int, fake: Fake) -> dict[str, Run]:
-    """Each client's median run by wall time, the clients taking turns so drift hits all alike."""
+@dataclass
+class Turns:
+    """Every client's runs, taken in turns: round ``i`` is each client's ``i``-th run."""
+
+    runs: dict[str, list[Run]]
+
+    def median(self, client: str) -> Run:
+        """The client's median run by wall time."""
+        its = sorted(self.runs[client], key=lambda run: run.wall)
+        return its[len(its) // 2]
+
+    def ratio_range(self, client: str) -> str:
+        """Lowest and highest of the client's wall time over the floor's in the same round.
+
+        Shows how much a shared machine's noise moved the figure during the run.
+        """
+        ratios = [
+            run.wall / floor.wall
+            for run, floor in zip(self.runs[client], self.runs["floor"], strict=True)
+        ]
+        return f"{min(ratios):.2f}-{max(ratios):.2f}x"
+
+
+def take_turns(clients: tuple[str, ...], repeat: int, fake: Fake) -> Turns:
+    """``repeat`` rounds of one run per client, in turns so that drift hits all alike."""
     runs: dict[str, list[Run]] = {client: [] for client in clients}
     for _ in range(repeat):
         for client in clients:
             runs[client].append(run_once(client, fake))
-    return {
-        client: sorted(its, key=lambda run: run.wall)[len(its) // 2] for client, its in runs.items()
-    }
+    return Turns(runs)
 
 
 def machine() -> str:
@@ -144,7 +165,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per timed figure (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per timed figure (median)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes: a smoke test")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
@@ -159,32 +180,36 @@ def main() -> None:
     # CPU-bound: no latency, no rate limit (and the tap's pacing set out of the way).
     case = f"CPU-bound: {cpu_n:,} contacts, no latency"
     with Fake(cpu_n) as fake:
-        runs = medians(("floor", "peer", "tap"), args.repeat, fake)
-    floor = runs["floor"].wall
+        turns = take_turns(("floor", "peer", "tap"), args.repeat, fake)
+    floor = turns.median("floor").wall
     for client, name in (
         ("floor", "floor"),
         ("peer", "SDK-defaults peer"),
         ("tap", "tap-heymarket"),
     ):
-        wall = runs[client].wall
+        wall = turns.median(client).wall
+        spread = "" if client == "floor" else f" (rounds: {turns.ratio_range(client)})"
         say(
             case,
             name,
-            f"{wall:.2f} s, {cpu_n / wall:,.0f} records/s, **{wall / floor:.2f}x** floor",
+            f"{wall:.2f} s, {cpu_n / wall:,.0f} records/s, **{wall / floor:.2f}x** floor{spread}",
             "<= 1.3x" if client == "tap" else "",
         )
 
     case = f"Latency-bound: {latency_n:,} contacts, 100 ms a request"
     with Fake(latency_n, latency=0.1) as fake:
-        runs = medians(("floor", "tap"), args.repeat, fake)
-    floor = runs["floor"].wall
+        turns = take_turns(("floor", "tap"), args.repeat, fake)
+    floor = turns.median("floor").wall
     for client, name in (("floor", "floor"), ("tap", "tap-heymarket")):
-        run = runs[client]
+        run = turns.median(client)
+        spread = "" if client == "floor" else f" (rounds: {turns.ratio_range(client)})"
         say(
             case,
             name,
-            f"{run.wall:.2f} s, **{run.wall / floor:.3f}x** floor; {run.server['requests']} requests "
-            f"over {run.server['last'] - run.server['first']:.2f} s, first to last",
+            f"{run.wall:.2f} s, **{run.wall / floor:.3f}x** floor{spread}; "
+            f"{run.server['requests']} requests over "
+            f"{run.server['last'] - run.server['first']:.2f} s, first to last, "
+            f"at most {run.server['max_in_flight']} at once",
             "<= 1.05x" if client == "tap" else "",
         )
 

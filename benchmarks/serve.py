@@ -2,7 +2,8 @@
 
 Its own process, so the fake's CPU never shares a GIL with the client being measured. Prints
 ``READY <url>`` once listening; for each line read from stdin, prints what the server saw since
-the last one as one JSON line (request count, statuses, when the first and last request arrived)
+the last one as one JSON line (request count, statuses, when the first and last request arrived,
+the most requests in flight at once)
 and starts counting afresh; stops when stdin closes.
 """
 
@@ -33,11 +34,13 @@ def main() -> None:
             statuses = {str(k): v for k, v in fake.status_counts.items()}
             fake.requests.clear()
             fake.status_counts.clear()
+            max_in_flight, fake.max_in_flight = fake.max_in_flight, 0
         summary = {
             "requests": len(times),
             "status_counts": statuses,
             "first": min(times, default=0.0),
             "last": max(times, default=0.0),
+            "max_in_flight": max_in_flight,
         }
         print(json.dumps(summary), flush=True)
     fake.stop()

@@ -29,7 +29,11 @@ answer is in. Each answer is still taken in order and must join the one before i
 order the API evaluated them in: the argument above never relied on that order, only on
 contacts leaving and never entering the part of the list already read. A window that does not
 join makes the paginator look further back on its own, and the requests sent ahead for it
-are simply not asked for (``upcoming()`` no longer names them).
+are simply not asked for (``upcoming()`` no longer names them). Out-of-order answers have two
+consequences, both handled: an answer evaluated before one already taken can hold an older
+version of a contact whose newer version is further on (it is skipped as a re-read), and a
+short answer evaluated early can end before contacts updated meanwhile, so after requests were
+sent together only a short answer to a request sent alone ends the sync.
 
 Contacts read twice are passed on once (targets upsert on ``id`` anyway); every contact is
 passed on in ascending (``updated``, ``id``) order, so the bookmark can be saved at any point

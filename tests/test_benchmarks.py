@@ -1,0 +1,41 @@
+"""The benchmark suite still runs end to end (at a tenth of its sizes); its figures are not judged here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_prints_every_case_with_its_ratio_to_the_floor():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    cases = [row.split(" | ")[0] for row in rows[1:]]
+    assert [case.split(":")[0] for case in cases] == [
+        "| CPU-bound",
+        "| CPU-bound",
+        "| CPU-bound",
+        "| Latency-bound",
+        "| Latency-bound",
+        "| Rate-bound",
+        "| Memory",
+    ]
+    assert all(re.search(r"\*\*[-+]?[\d.]+(x|%)\*\*", row) for row in rows[1:]), rows
+    latency_floor, latency_tap = rows[4], rows[5]
+    assert "at most 1 at once" in latency_floor
+    in_flight = int(re.search(r"at most (\d+) at once", latency_tap)[1])
+    assert in_flight > 1, "a latency-bound sync keeps several requests in flight"
