@@ -72,9 +72,12 @@ def sync(
         run = run_tap(tap_config(fake, **{"page_size": PAGE_SIZE, **settings}))
         rate_limited = fake.rate_limited
         requests = len(fake.requests)
+        in_flight = fake.max_in_flight
     outcome = _outcome(run)
     if rate_limited:
         outcome += f", {rate_limited} x 429"
+    if in_flight > 1:
+        outcome += f", up to {in_flight} requests in flight"
     return Row(name, len(before), len(before & run.ids), 0, requests, outcome)
 
 
@@ -168,6 +171,18 @@ def scenarios() -> list[Row]:
                 changes_per_request=3,
             ),
             backoff_factor=0.1,  # scaled to the 1 s window, as the default 1 s is to 60 s
+        )
+    )
+    rows.append(
+        sync(
+            "Slow API (0.1 s) + 10% random faults + churn",
+            lambda fake: fake.configure(
+                latency=0.1,
+                fail_rate=0.1,
+                fail_kinds=_RETRIED_FAULTS,
+                hang_seconds=2,
+                changes_per_request=3,
+            ),
         )
     )
     for kind in ("401", "403"):
