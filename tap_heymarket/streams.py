@@ -135,28 +135,36 @@ class ContactsStream(HeymarketStream):
         self._unbooked: tuple[Record, Context | None] | None = None
 
     @cached_property
-    def _records_pass_through(self) -> bool:
-        """Nothing deselected, no stream map, no flattening: the SDK's per-record walk is a no-op."""
+    def _direct_record_output(self) -> tuple[BufferedMsgSpecWriter, str] | None:
+        """The tap's writer and the stream's name, if records can go to it as they are.
+
+        They can when nothing is deselected, no stream map or flattening applies and the
+        writer is this tap's own: the SDK's per-record mapping walk would change nothing.
+        Decided once, at the first record.
+        """
         maps = self.stream_maps
-        return (
+        writer = self._tap.message_writer
+        if (
             len(maps) == 1
             and type(maps[0]) is SameRecordTransform
             and not maps[0].flattening_enabled
             and all(self.mask.values())
-        )
+            and isinstance(writer, BufferedMsgSpecWriter)
+        ):
+            return writer, maps[0].stream_alias
+        return None
 
     def _write_record_message(self, record: Record) -> None:
         """Write the record as it is when the SDK's per-record mapping would change nothing.
 
         That mapping walk, and a message object per record, were a third of the CPU.
         """
-        writer = self._tap.message_writer
-        if not (self._records_pass_through and isinstance(writer, BufferedMsgSpecWriter)):
+        output = self._direct_record_output
+        if output is None:
             super()._write_record_message(record)
             return
-        writer.write_record(
-            self.stream_maps[0].stream_alias, record, self._stream_version, self._extracted_at
-        )
+        writer, stream = output
+        writer.write_record(stream, record, self._stream_version, self._extracted_at)
         self.state_manager.is_flushed = False
 
     def _process_record(
