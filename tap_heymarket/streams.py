@@ -72,6 +72,33 @@ class _Prefetch:
         return self._value
 
 
+class _InFlight:
+    """The requests sent and not yet taken, each answered on its own thread."""
+
+    def __init__(self, fetch: t.Callable[[dict], _Page]) -> None:
+        self._fetch = fetch
+        self._sent: dict[PageRequest, _Prefetch] = {}
+        self._dropped = 0
+
+    def keep(self, wanted: list[PageRequest]) -> None:
+        """Have exactly ``wanted`` in flight: send those not sent yet, drop the rest."""
+        for request in [request for request in self._sent if request not in wanted]:
+            del self._sent[request]  # its answer is no longer needed; its thread ends alone
+            self._dropped += 1
+        for request in wanted:
+            if request not in self._sent:
+                self._sent[request] = _Prefetch(self._fetch, request.body())
+
+    def take(self, request: PageRequest) -> _Prefetch:
+        """The request sent for ``request``, no longer in flight once taken."""
+        return self._sent.pop(request)
+
+    @property
+    def unused(self) -> int:
+        """Requests sent whose answers were, or will be, never taken."""
+        return self._dropped + len(self._sent)
+
+
 class ContactsStream(HeymarketStream):
     """Contacts, incrementally by ``updated``, from ``POST /v2/contacts/list``."""
 
@@ -239,30 +266,23 @@ class ContactsStream(HeymarketStream):
         _ = self.authenticator, self.pacer, self._session, self.latency
         interval = 60.0 / self.config["max_requests_per_minute"]
         busy = MovingAverage()  # seconds spent writing out one page
-        in_flight: dict[PageRequest, _Prefetch] = {}
-        unused = 0
 
         def fetch(body: dict[str, t.Any]) -> _Page:
             page_report = NormalizeReport()
             page = self.post_json(body, lambda content: decode_contacts(content, page_report))
             return page, page_report
 
+        in_flight = _InFlight(fetch)
+
         def send_ahead() -> None:
-            nonlocal unused
             target = in_flight_target(self.latency.value, interval, busy.value)
             paginator.windows_per_date = target
-            wanted = paginator.upcoming(target)
-            for request in [request for request in in_flight if request not in wanted]:
-                del in_flight[request]  # its answer is no longer needed; its thread ends alone
-                unused += 1
-            for request in wanted:
-                if request not in in_flight:
-                    in_flight[request] = _Prefetch(fetch, request.body())
+            in_flight.keep(paginator.upcoming(target))
 
         send_ahead()
         while True:
             request = paginator.current
-            pending = in_flight.pop(request)
+            pending = in_flight.take(request)
             try:
                 page, page_report = pending.result()
             except HeymarketAPIError:
@@ -292,7 +312,7 @@ class ContactsStream(HeymarketStream):
             if paginator.finished:
                 break
             busy.observe(time.monotonic() - started)
-        self._log_summary(paginator, report, unkeyed, undated, unused + len(in_flight))
+        self._log_summary(paginator, report, unkeyed, undated, in_flight.unused)
 
     def _log_summary(
         self,
