@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -93,7 +91,7 @@ def test_config_errors_name_the_setting_without_echoing_its_secret(jwt_fake):
 
 
 @pytest.fixture
-def self_signed_https(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+def self_signed_https(tmp_path: Path, serve_empty_pages) -> tuple[str, list[str]]:
     """An HTTPS server on loopback with a certificate nobody trusts; yields (url, paths asked)."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a certificate")
@@ -107,28 +105,9 @@ def self_signed_https(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         check=True,
         capture_output=True,
     )
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            asked.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"[]")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", asked
-    server.shutdown()
-    server.server_close()
+    return serve_empty_pages(context)
 
 
 def test_tls_verification_stays_on_whatever_the_environment_says(self_signed_https, monkeypatch):

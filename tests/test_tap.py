@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -226,35 +224,11 @@ def test_first_request_body_follows_config_and_state(config, state, body):
     assert _first_request_body(config, state) == body
 
 
-@pytest.fixture
-def recording_proxy():
-    """An HTTP proxy that answers every request with an empty page and keeps its target URL."""
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            asked.append(self.path)  # a proxy is sent the absolute URL
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"[]")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", asked
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize("bypassed", [False, True], ids=["via-proxy", "no-proxy-host"])
 def test_proxy_settings_in_the_environment_are_honoured(
-    fake, recording_proxy, monkeypatch, bypassed
+    fake, serve_empty_pages, monkeypatch, bypassed
 ):
-    proxy_url, asked = recording_proxy
+    proxy_url, asked = serve_empty_pages()  # as a proxy: it is sent the absolute URL
     for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy_url)
