@@ -350,6 +350,15 @@ def pg_binary(name: str) -> str:
     return str(_bin_dir() / name)
 
 
+def accepts_connections(port: int) -> bool:
+    """Whether a server listens on loopback ``port`` (tests check a stopped one is gone)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))

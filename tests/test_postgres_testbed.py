@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
-from testbed.postgres import PostgresError, PostgresInfo, ThrowawayPostgres, pg_binary
+from testbed.postgres import (
+    PostgresError,
+    PostgresInfo,
+    ThrowawayPostgres,
+    accepts_connections,
+    pg_binary,
+)
 
 
 def psql_over_tcp(
@@ -30,14 +35,6 @@ def psql_over_tcp(
         timeout=30,
         check=False,
     )
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def test_round_trip_over_tcp_then_everything_is_gone() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.meltano_cli import PLUGIN_ENV_PREFIXES, PROJECT_ROOT, Meltano
-from testbed.postgres import ThrowawayPostgres
+from testbed.postgres import ThrowawayPostgres, accepts_connections
 from tests.e2e.conftest import bookmark, expected_contacts, loaded_contacts
 
 pytestmark = pytest.mark.e2e
@@ -34,14 +33,6 @@ def run_demo(env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def test_demo_on_embedded_defaults_syncs_twice_reports_and_stops_what_it_started(
