@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tap_heymarket.normalize import NormalizeReport, normalize_contact
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import TapRun, run_tap, tap_config
@@ -61,3 +63,20 @@ def test_a_catalog_of_a_few_properties_still_moves_the_bookmark_it_leaves_out(fa
     assert len(run.ids) == len(fake.contacts())
     report = NormalizeReport()
     assert run.bookmark == max(normalize_contact(c, report)["updated"] for c in fake.contacts())
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_flattened_records_keep_custom_fields_note_and_tags_as_declared_json(fake, depth):
+    run = run_tap(tap_config(fake, flattening_enabled=True, flattening_max_depth=depth))
+
+    assert run.returncode == 0, run.stderr
+    assert run.records
+    assert undeclared_keys(run) == set()
+    report = NormalizeReport()
+    expected = {c["id"]: normalize_contact(c, report) for c in fake.contacts()}
+    assert any(expected[record["id"]]["custom"] for record in run.records)
+    for record in run.records:
+        contact = expected[record["id"]]
+        for name in ("custom", "note", "tags"):
+            value = record[name]
+            assert (None if value is None else json.loads(value)) == contact[name], name
