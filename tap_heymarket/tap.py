@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import os
 import signal
 import sys
 import typing as t
@@ -28,6 +30,16 @@ DEFAULT_API_URL = "https://api.heymarket.com"
 #: between our pacing and their window, and for other clients of the same key.
 DEFAULT_MAX_REQUESTS_PER_MINUTE = 480
 _LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain"))
+#: What ``--config ENV`` puts before a setting's upper-cased name.
+ENV_PREFIX = "TAP_HEYMARKET_"
+#: Whole-number settings and the range each must fall in.
+_WHOLE_NUMBER_RANGES = {
+    "page_size": (1, 100),
+    "max_requests_per_minute": (1, 1_000_000),
+    "max_retries": (0, 100),
+}
+#: Settings in seconds and the least each may be.
+_SECONDS_MINIMUM = {"request_timeout": 0.001, "backoff_factor": 0.0}
 
 
 class _HeymarketCommand(SingerCommand):
@@ -39,9 +51,18 @@ class _HeymarketCommand(SingerCommand):
         exc_value: BaseException,
         exc_traceback: TracebackType | None,
     ) -> None:
-        """Log a Heymarket API failure's message alone; leave anything else to the SDK."""
+        """Log a Heymarket API failure's or a bad setting's message alone; leave the rest to the SDK.
+
+        Bad settings reach here from ``--test``, whose option callback builds the tap outside
+        the command's own handling of them.
+        """
         if issubclass(exc_type, HeymarketAPIError):
             self.logger.error("Sync failed: %s", exc_value)
+            return
+        if isinstance(exc_value, ConfigValidationError):
+            for error in exc_value.errors:
+                self.logger.error("%s", error)
+            self.logger.error("Config validation failed")
             return
         super().excepthook(exc_type, exc_value, exc_traceback)
 
@@ -133,6 +154,23 @@ class TapHeymarket(Tap):
         ),
     ).to_dict()
 
+    def __init__(self, *, parse_env_config: bool = False, **kwargs: t.Any) -> None:
+        """The SDK's constructor, but a bad whole number in the environment is named, not a crash.
+
+        The SDK reads an integer setting's variable with ``int()`` before any validation, so
+        ``TAP_HEYMARKET_PAGE_SIZE=fifty`` would end in a ValueError naming neither. It has
+        loaded a ``.env`` file into the environment by then, so that is checked too.
+        """
+        try:
+            super().__init__(parse_env_config=parse_env_config, **kwargs)
+        except ValueError:
+            if not parse_env_config:
+                raise
+            errors = environment_errors(self.config_jsonschema, os.environ)
+            if not errors:
+                raise
+            raise ConfigValidationError(errors[0], errors=errors) from None
+
     def discover_streams(self) -> list[ContactsStream]:
         """The tap's one stream."""
         return [ContactsStream(tap=self)]
@@ -140,8 +178,13 @@ class TapHeymarket(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Check the settings the way the API will need them, before any request is made.
 
-        Each error names the setting and never echoes a secret's value.
+        Each error names the setting and never echoes a secret's value. Numbers given as text
+        (the SDK passes a ``number`` setting from the environment on as the variable's string)
+        are read as numbers first, so the schema check and the streams both see numbers.
         """
+        numbers = numbers_from_text(self.config)
+        if numbers:
+            self._config = {**self._config, **numbers}
         errors = settings_errors(self.config)
         if errors:
             if raise_errors:
@@ -193,14 +236,67 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _as_whole_number(value: object) -> int | None:
+    """An int, also from the string an environment variable gives; None if it is not one."""
+    if _is_int(value):
+        return t.cast("int", value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _as_number(value: object) -> float | None:
-    """A number, also from the string an environment variable gives; None if it is not one."""
+    """A finite number, also from a string (an int when whole, so 30 stays 30); else None.
+
+    A config file's fractions arrive as ``Decimal``: the SDK reads JSON that way.
+    """
     if isinstance(value, bool):
         return None
+    whole = _as_whole_number(value)
+    if whole is not None:
+        return whole
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def numbers_from_text(config: t.Mapping[str, t.Any]) -> dict[str, float]:
+    """The numeric settings ``config`` gives as text that reads as a number, as numbers."""
+    read = dict.fromkeys(_WHOLE_NUMBER_RANGES, _as_whole_number) | dict.fromkeys(
+        _SECONDS_MINIMUM, _as_number
+    )
+    numbers = {}
+    for name, as_number in read.items():
+        value = config.get(name)
+        if isinstance(value, str) and (number := as_number(value)) is not None:
+            numbers[name] = number
+    return numbers
+
+
+def _whole_number_error(name: str, value: object) -> str:
+    low, high = _WHOLE_NUMBER_RANGES.get(name, (None, None))
+    bounds = f" from {low} to {high}" if low is not None else ""
+    return f"{name}: must be a whole number{bounds} (got {value!r})"
+
+
+def environment_errors(schema: t.Mapping[str, t.Any], environ: t.Mapping[str, str]) -> list[str]:
+    """Integer settings whose environment variable ``int()`` cannot read, one line each."""
+    errors = []
+    for name, prop in schema.get("properties", {}).items():
+        value = environ.get(ENV_PREFIX + name.upper().replace("-", "_"))
+        types = prop.get("type", [])
+        if value is None or "integer" not in ([types] if isinstance(types, str) else types):
+            continue
+        try:
+            int(value)
+        except ValueError:
+            errors.append(_whole_number_error(name, value))
+    return errors
 
 
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -249,16 +345,12 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
                 "such as 2024-01-01T00:00:00Z"
             )
 
-    limits = {
-        "page_size": (1, 100),
-        "max_requests_per_minute": (1, 1_000_000),
-        "max_retries": (0, 100),
-    }
-    for name, (low, high) in limits.items():
+    for name, (low, high) in _WHOLE_NUMBER_RANGES.items():
         value = config.get(name)
-        if value is not None and (not _is_int(value) or not low <= value <= high):
-            errors.append(f"{name}: must be a whole number from {low} to {high} (got {value!r})")
-    for name, lowest in (("request_timeout", 0.001), ("backoff_factor", 0.0)):
+        whole = _as_whole_number(value)
+        if value is not None and (whole is None or not low <= whole <= high):
+            errors.append(_whole_number_error(name, value))
+    for name, lowest in _SECONDS_MINIMUM.items():
         value = config.get(name)
         number = _as_number(value)
         if value is not None and (number is None or number < lowest):
