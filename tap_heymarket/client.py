@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import email.utils
 import math
+import os
 import random
+import ssl
 import threading
 import time
 import typing as t
+import urllib.parse
 from functools import cached_property
 
 import msgspec
@@ -28,6 +31,11 @@ _CREDENTIAL_HINT = (
     "or api_key for a legacy team key"
 )
 _decode = msgspec.json.Decoder().decode
+#: Environment variables naming a CA bundle, in the order they count: the two requests reads
+#: (a TLS-inspecting proxy's setup usually sets one), then OpenSSL's own, which requests ignores.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+#: The two requests reads may also name a directory of hashed certificates, as requests allows.
+_DIRECTORY_VARIABLES = frozenset(CA_BUNDLE_VARIABLES[:2])
 
 
 def decode_json_array(content: bytes) -> list[dict[str, t.Any]] | None:
@@ -38,6 +46,64 @@ def decode_json_array(content: bytes) -> list[dict[str, t.Any]] | None:
         return None
     if isinstance(records, list) and all(isinstance(item, dict) for item in records):
         return records
+    return None
+
+
+def ca_bundle(
+    config: t.Mapping[str, t.Any], environ: t.Mapping[str, str]
+) -> tuple[str, str] | None:
+    """The CA bundle to verify Heymarket's certificate with instead of certifi's, and what named it.
+
+    The ``ca_bundle`` setting first, then ``CA_BUNDLE_VARIABLES``. An empty value counts as unset:
+    passed on, it would be ``verify=""``, which requests takes for "do not verify".
+    """
+    if config.get("ca_bundle"):
+        return config["ca_bundle"], "ca_bundle"
+    for name in CA_BUNDLE_VARIABLES:
+        if environ.get(name):
+            return environ[name], name
+    return None
+
+
+def ca_bundle_error(config: t.Mapping[str, t.Any], environ: t.Mapping[str, str]) -> str | None:
+    """Why the CA bundle ``ca_bundle`` picks cannot be used, in one line naming where it was set.
+
+    Checked before any request, so a wrong path fails once and clearly, not on every request.
+    """
+    value = config.get("ca_bundle")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        return "ca_bundle: must be the path of a PEM file of CA certificates"
+    trusted = ca_bundle(config, environ)
+    if trusted is None:
+        return None
+    path, source = trusted
+    problem = _ca_bundle_problem(path, directory_ok=source in _DIRECTORY_VARIABLES)
+    return f"{source}: {path!r} {problem}" if problem else None
+
+
+def _ca_bundle_problem(path: str, *, directory_ok: bool) -> str | None:
+    if directory_ok and os.path.isdir(path):
+        return None
+    if not os.path.isfile(path):
+        return "is not a file" if os.path.exists(path) else "does not exist"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError:
+        return "holds no PEM certificate"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return None
+
+
+def _certificate_refusal(exc: BaseException) -> str | None:
+    """OpenSSL's reason for refusing the server's certificate, if ``exc`` comes from that."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # requests wraps urllib3's error, which wraps the ssl module's
+        if cause is None:
+            return None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or "certificate verify failed"
+        cause = cause.__cause__ or cause.__context__
     return None
 
 
@@ -183,13 +249,22 @@ class HeymarketStream(RESTStream):
         return RequestPacer(self.config["max_requests_per_minute"])
 
     @cached_property
+    def trusted_cas(self) -> tuple[str, str] | None:
+        """The CA bundle verifying Heymarket's certificate and what named it; None for certifi's."""
+        return ca_bundle(self.config, os.environ)
+
+    @cached_property
     def _session(self) -> requests.Session:
-        """A keep-alive session with TLS verification that no environment setting turns off."""
+        """A keep-alive session with TLS verification that no environment setting turns off.
+
+        It verifies against ``trusted_cas`` when set (the ``ca_bundle`` setting, or the
+        variables requests users set for a TLS-inspecting proxy), else certifi's public CAs.
+        """
         session = requests.Session()
-        session.verify = True
-        # Proxy settings are read from the environment once, here: with ``trust_env`` on,
-        # requests re-reads the whole environment (and ~/.netrc) on every request, which
-        # was a third of the tap's CPU per page. It also leaves REQUESTS_CA_BUNDLE unread.
+        session.verify = self.trusted_cas[0] if self.trusted_cas else True
+        # Proxy and CA bundle settings are read from the environment once, here: with
+        # ``trust_env`` on, requests re-reads the whole environment (and ~/.netrc) on every
+        # request, which was a third of the tap's CPU per page.
         session.trust_env = False
         session.proxies = requests.utils.get_environ_proxies(self.url_base)
         session.headers.update(
@@ -200,6 +275,21 @@ class HeymarketStream(RESTStream):
             }
         )
         return session
+
+    def _untrusted(self, reason: str) -> HeymarketAPIError:
+        """The error for a certificate that failed verification: retrying cannot change that."""
+        url = urllib.parse.urlsplit(self.url_base)  # host and port only: never a URL's userinfo
+        host = f"{url.hostname}:{url.port}" if url.port else url.hostname
+        trusted = (
+            f"the CA bundle {self.trusted_cas[0]} (from {self.trusted_cas[1]})"
+            if self.trusted_cas
+            else "the public CAs (certifi)"
+        )
+        return HeymarketAPIError(
+            f"the TLS certificate of {host} could not be verified against {trusted}: {reason}. "
+            "Behind a TLS-inspecting proxy, set ca_bundle (or REQUESTS_CA_BUNDLE) to the PEM "
+            "file of its CA."
+        )
 
     def post_json(
         self,
@@ -255,6 +345,9 @@ class HeymarketStream(RESTStream):
             msg = f"no answer from Heymarket within request_timeout ({self.config['request_timeout']} s)"
             raise _RetryableError(msg) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            refusal = _certificate_refusal(exc)
+            if refusal is not None:
+                raise self._untrusted(refusal) from None
             msg = f"connection to Heymarket failed ({type(exc).__name__})"
             raise _RetryableError(msg) from None
         request_id = response.headers.get("X-Request-Id", "none")

@@ -15,7 +15,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import SingerCommand
 
-from tap_heymarket.client import HeymarketAPIError
+from tap_heymarket.client import HeymarketAPIError, ca_bundle_error
 from tap_heymarket.normalize import InvalidTimestampError, normalize_timestamp
 from tap_heymarket.streams import ContactsStream
 from tap_heymarket.writer import BufferedMsgSpecWriter
@@ -113,6 +113,15 @@ class TapHeymarket(Tap):
             default=DEFAULT_API_URL,
             title="API URL",
             description="Base URL of the Heymarket API. Plain http is only allowed to loopback hosts.",
+        ),
+        th.Property(
+            "ca_bundle",
+            th.StringType,
+            title="CA bundle",
+            description="Path to a PEM file of the CA certificates that verify Heymarket's TLS "
+            "certificate instead of the public CAs: a TLS-inspecting proxy's, for instance. Unset: "
+            "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE, the first set. Verification "
+            "itself cannot be turned off.",
         ),
         th.Property(
             "page_size",
@@ -299,8 +308,13 @@ def environment_errors(schema: t.Mapping[str, t.Any], environ: t.Mapping[str, st
     return errors
 
 
-def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Everything wrong with ``config``, one line per problem, each naming the setting."""
+def settings_errors(
+    config: t.Mapping[str, t.Any], environ: t.Mapping[str, str] = os.environ
+) -> list[str]:
+    """Everything wrong with ``config``, one line per problem, each naming the setting.
+
+    ``environ`` is where a CA bundle may be named when the ``ca_bundle`` setting is not.
+    """
     errors: list[str] = []
     has_id = config.get("api_secret_id") not in (None, "")
     has_key = config.get("api_secret_key") not in (None, "")
@@ -355,4 +369,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         number = _as_number(value)
         if value is not None and (number is None or number < lowest):
             errors.append(f"{name}: must be a positive number of seconds (got {value!r})")
+    trust_error = ca_bundle_error(config, environ)
+    if trust_error:
+        errors.append(trust_error)
     return errors

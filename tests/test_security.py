@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import pytest
 
 from testbed.fake_heymarket import FakeHeymarket
@@ -91,8 +93,8 @@ def test_config_errors_name_the_setting_without_echoing_its_secret(jwt_fake):
 
 
 @pytest.fixture
-def self_signed_https(tmp_path: Path, serve_empty_pages) -> tuple[str, list[str]]:
-    """An HTTPS server on loopback with a certificate nobody trusts; yields (url, paths asked)."""
+def self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that nobody trusts, and its key, as PEM files."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -105,19 +107,149 @@ def self_signed_https(tmp_path: Path, serve_empty_pages) -> tuple[str, list[str]
         check=True,
         capture_output=True,
     )
+    return cert, key
+
+
+@pytest.fixture
+def self_signed_https(
+    self_signed_cert: tuple[Path, Path], serve_empty_pages
+) -> tuple[str, list[str]]:
+    """An HTTPS server on loopback with the self-signed certificate; yields (url, paths asked)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(*self_signed_cert)
     return serve_empty_pages(context)
+
+
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@pytest.fixture
+def no_ca_variables(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The environment without any variable naming a CA bundle."""
+    for name in (*CA_VARIABLES, "TAP_HEYMARKET_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def https_config(url: str, **overrides: object) -> dict:
+    config = {"api_secret_id": "id", "api_secret_key": SECRET_KEY, "api_url": url}
+    return {**config, "max_retries": 2, "backoff_factor": 0.01, "request_timeout": 2, **overrides}
+
+
+def error_lines(run: TapRun) -> list[str]:
+    return [line.split("| ")[-1] for line in run.stderr.splitlines() if "| ERROR" in line]
 
 
 def test_tls_verification_stays_on_whatever_the_environment_says(self_signed_https, monkeypatch):
     url, asked = self_signed_https
-    for name in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+    for name in CA_VARIABLES:
         monkeypatch.setenv(name, "")
     monkeypatch.setenv("PYTHONHTTPSVERIFY", "0")
-    config = {"api_secret_id": "id", "api_secret_key": SECRET_KEY, "api_url": url}
-    run = run_tap({**config, "max_retries": 1, "backoff_factor": 0.01, "request_timeout": 2})
+    run = run_tap(https_config(url, max_retries=1))
 
     assert run.returncode == 1
     assert asked == [], "a request (and its credentials) went to an unverified server"
-    assert "SSLError" in run.stderr
+    assert "could not be verified" in run.stderr
+
+
+@pytest.mark.parametrize("trust", ["ca_bundle", *CA_VARIABLES])
+def test_a_sync_trusts_the_ca_bundle_named_by_the_setting_or_the_environment(
+    self_signed_cert, self_signed_https, no_ca_variables, trust
+):
+    url, asked = self_signed_https
+    cert = str(self_signed_cert[0])
+    config = https_config(url)
+    if trust == "ca_bundle":
+        config["ca_bundle"] = cert
+    else:
+        no_ca_variables.setenv(trust, cert)
+
+    run = run_tap(config)
+
+    assert run.returncode == 0, run.stderr
+    assert asked and run.records == []
+    assert_nothing_secret(run, SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    ("trusted", "ignored"),
+    [
+        ("ca_bundle", "REQUESTS_CA_BUNDLE"),
+        ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"),
+        ("CURL_CA_BUNDLE", "SSL_CERT_FILE"),
+    ],
+)
+def test_the_setting_comes_before_requests_variables_which_come_before_openssls(
+    self_signed_cert, self_signed_https, no_ca_variables, trusted, ignored
+):
+    url, asked = self_signed_https
+    config = https_config(url)
+    no_ca_variables.setenv(ignored, certifi.where())  # a valid bundle without our certificate
+    if trusted == "ca_bundle":
+        config["ca_bundle"] = str(self_signed_cert[0])
+    else:
+        no_ca_variables.setenv(trusted, str(self_signed_cert[0]))
+
+    run = run_tap(config)
+
+    assert run.returncode == 0, run.stderr
+    assert asked
+
+
+def test_an_untrusted_certificate_fails_at_once_in_one_line_saying_to_set_ca_bundle(
+    self_signed_https, no_ca_variables
+):
+    url, asked = self_signed_https
+
+    run = run_tap(https_config(url, max_retries=3))
+
+    assert run.returncode == 1
+    assert asked == []
+    assert "retry" not in run.stderr, "a certificate that fails verification fails the same again"
+    assert "Traceback" not in run.stderr
+    [line] = [line for line in error_lines(run) if "certificate" in line]
+    assert "could not be verified" in line and "self-signed certificate" in line
+    assert "ca_bundle" in line and "REQUESTS_CA_BUNDLE" in line
+    assert_nothing_secret(run, SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    ("case", "named"),
+    [
+        ("missing", "ca_bundle"),
+        ("directory", "ca_bundle"),
+        ("not-pem", "ca_bundle"),
+        ("empty", "ca_bundle"),
+        ("unreadable", "ca_bundle"),
+        ("missing", "REQUESTS_CA_BUNDLE"),
+        ("not-pem", "SSL_CERT_FILE"),
+    ],
+)
+def test_a_ca_bundle_that_cannot_be_used_fails_before_any_request_naming_where_it_was_set(
+    fake, tmp_path, no_ca_variables, case, named
+):
+    path = {
+        "missing": str(tmp_path / "nowhere.pem"),
+        "directory": str(tmp_path),
+        "not-pem": str(tmp_path / "notes.txt"),
+        "empty": "",
+        "unreadable": str(tmp_path / "secret.pem"),
+    }[case]
+    (tmp_path / "notes.txt").write_text("not a certificate\n")
+    (tmp_path / "secret.pem").write_text("")
+    (tmp_path / "secret.pem").chmod(0)
+    if case == "unreadable" and os.access(tmp_path / "secret.pem", os.R_OK):
+        pytest.skip("the tests run as a user who can read any file")
+    config = tap_config(fake)
+    if named == "ca_bundle":
+        config["ca_bundle"] = path
+    else:
+        no_ca_variables.setenv(named, path)
+
+    run = run_tap(config)
+
+    assert run.returncode == 1
+    assert fake.requests == []
+    errors = error_lines(run)
+    assert errors and errors[0].startswith(f"{named}:"), run.stderr
+    assert "Traceback" not in run.stderr
