@@ -18,7 +18,7 @@ from singer_sdk.plugin_base import SingerCommand
 from tap_heymarket.client import HeymarketAPIError, ca_bundle_error
 from tap_heymarket.normalize import InvalidTimestampError, normalize_timestamp
 from tap_heymarket.streams import ContactsStream
-from tap_heymarket.writer import BufferedMsgSpecWriter
+from tap_heymarket.writer import BufferedMsgSpecWriter, TargetGoneError
 
 if t.TYPE_CHECKING:
     from types import FrameType, TracebackType
@@ -51,13 +51,16 @@ class _HeymarketCommand(SingerCommand):
         exc_value: BaseException,
         exc_traceback: TracebackType | None,
     ) -> None:
-        """Log a Heymarket API failure's or a bad setting's message alone; leave the rest to the SDK.
+        """Log an API failure's, a gone target's or a bad setting's message alone; else the SDK's.
 
         Bad settings reach here from ``--test``, whose option callback builds the tap outside
         the command's own handling of them.
         """
         if issubclass(exc_type, HeymarketAPIError):
             self.logger.error("Sync failed: %s", exc_value)
+            return
+        if issubclass(exc_type, TargetGoneError):
+            self.logger.error("%s", exc_value)
             return
         if isinstance(exc_value, ConfigValidationError):
             for error in exc_value.errors:

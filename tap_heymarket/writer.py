@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import sys
 import typing as t
 from datetime import datetime
@@ -28,6 +29,20 @@ if t.TYPE_CHECKING:
 BUFFER_BYTES = 256 * 1024
 
 
+class TargetGoneError(BaseException):
+    """Nobody reads the tap's output any more (a broken pipe): the target has stopped or died.
+
+    A BaseException, like KeyboardInterrupt, because it stops the sync rather than being an
+    error in it: the SDK's ``except Exception`` would otherwise report it as one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The target stopped reading the tap's output (broken pipe), so the sync stopped; "
+            "see the target's log for why, then rerun to resume from the last state it saved"
+        )
+
+
 class BufferedMsgSpecWriter(MsgSpecWriter):
     """``MsgSpecWriter`` output, byte for byte, written in batches and flushed at each STATE."""
 
@@ -35,6 +50,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         super().__init__()
         self._buffer = bytearray()
         self._flushing = False
+        self._target_gone = False
         # Whatever ends the process (an error, a signal), records already made still go out.
         atexit.register(self._flush_at_exit)
 
@@ -68,17 +84,41 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered message to stdout now."""
+        """Write every buffered message to stdout now.
+
+        Raises ``TargetGoneError`` once nobody reads stdout; the messages held are dropped.
+        """
         if not self._buffer:
             return
+        if self._target_gone:
+            self._buffer.clear()
+            raise TargetGoneError
         stdout = sys.stdout
-        stdout.flush()  # anything written to the text layer first stays first
-        out = stdout.buffer
         self._flushing = True
-        while self._buffer:  # an unbuffered stdout may take only part of it at a time
-            del self._buffer[: out.write(self._buffer) or 0]
-        out.flush()
-        self._flushing = False
+        try:
+            stdout.flush()  # anything written to the text layer first stays first
+            out = stdout.buffer
+            while self._buffer:  # an unbuffered stdout may take only part of it at a time
+                del self._buffer[: out.write(self._buffer) or 0]
+            out.flush()
+        except BrokenPipeError:
+            self._stop_writing(stdout)
+            raise TargetGoneError from None
+        finally:
+            self._flushing = False
+
+    def _stop_writing(self, stdout: t.TextIO) -> None:
+        """Drop what is held and point stdout at /dev/null.
+
+        Python flushes stdout as it exits; on the broken pipe that would print a second error
+        and turn the exit code into 120.
+        """
+        self._target_gone = True
+        self._buffer.clear()
+        with contextlib.suppress(OSError, ValueError):  # stdout is not a file descriptor
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stdout.fileno())
+            os.close(devnull)
 
     def _flush_at_exit(self) -> None:
         """Write the complete lines still held, unless the exit cut a write short.
@@ -86,7 +126,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         A signal can end the process inside ``flush`` (then what is left may already be partly
         out, and writing it again would garble a line) or between a message and its newline.
         """
-        if self._flushing:
+        if self._flushing or self._target_gone:
             return
         del self._buffer[self._buffer.rfind(b"\n") + 1 :]
         with contextlib.suppress(OSError, ValueError):  # stdout closed or its reader gone

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import json
+import subprocess
+import time
 
 import jwt
 import pytest
@@ -14,7 +16,7 @@ from tap_heymarket.normalize import NormalizeReport, normalize_contact
 from tap_heymarket.pagination import ContactsPaginator
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
-from testbed.runs import run_tap, tap_config
+from testbed.runs import run_tap, tap_command, tap_config, tap_env, write_json
 
 FAKE_CREDENTIALS = {"api_secret_id": "fake-secret-id", "api_secret_key": "fake-secret-key"}
 
@@ -312,3 +314,34 @@ def test_deselected_properties_and_stream_maps_still_apply(fake, tmp_path):
     for record in mapped.records:
         assert "phone" not in record
         assert record["first_upper"] == record["first"].upper()
+
+
+def test_a_target_that_stops_reading_ends_the_tap_with_one_line_saying_so(tmp_path):
+    with FakeHeymarket(contacts=3000, seed=8) as fake:
+        config = write_json(tmp_path, "config.json", tap_config(fake, page_size=50))
+        with (tmp_path / "stderr.txt").open("w+") as errors:
+            tap = subprocess.Popen(
+                [*tap_command(), "--config", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=tap_env(),
+            )
+            try:
+                first = tap.stdout.readline()
+                tap.stdout.close()  # the target died: nobody reads the tap's output any more
+                closed = time.monotonic()
+                returncode = tap.wait(60)
+                seconds = time.monotonic() - closed
+            finally:
+                if tap.poll() is None:
+                    tap.kill()
+                    tap.wait()
+            errors.seek(0)
+            stderr = errors.read()
+
+    assert first.startswith(b'{"type":"SCHEMA"')
+    assert returncode == 1
+    assert seconds < 5
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    [line] = [line.split("| ")[-1] for line in stderr.splitlines() if "| ERROR" in line]
+    assert "stopped reading" in line and "broken pipe" in line, line
