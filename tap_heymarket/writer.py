@@ -94,18 +94,17 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             self._buffer.clear()
             raise TargetGoneError
         stdout = sys.stdout
-        self._flushing = True
         try:
             stdout.flush()  # anything written to the text layer first stays first
             out = stdout.buffer
+            self._flushing = True
             while self._buffer:  # an unbuffered stdout may take only part of it at a time
                 del self._buffer[: out.write(self._buffer) or 0]
             out.flush()
         except BrokenPipeError:
             self._stop_writing(stdout)
             raise TargetGoneError from None
-        finally:
-            self._flushing = False
+        self._flushing = False  # not when a signal's exit cut the write short: see _flush_at_exit
 
     def _stop_writing(self, stdout: t.TextIO) -> None:
         """Drop what is held and point stdout at /dev/null.
