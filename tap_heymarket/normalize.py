@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
 import re
+import reprlib
 import typing as t
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ _UTC = datetime.timezone.utc
 _encode = msgspec.json.Encoder().encode
 #: How JSON writes a NUL character: absent from a value's encoding, the value has no NUL.
 _NUL_ESCAPE = b"\\u0000"
+_logger = logging.getLogger(__name__)
 
 
 class InvalidTimestampError(ValueError):
@@ -49,16 +52,11 @@ def normalize_timestamp(value: object) -> str | None:
         return f"{value[:19]}.{(canonical[1] or '').ljust(6, '0')}Z"
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        msg = f"expected an RFC 3339 string, got {type(value).__name__}"
-        raise InvalidTimestampError(msg)
-    match = _RFC3339.fullmatch(value)
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        msg = f"not an RFC 3339 date-time: {value[:40]!r}"
+        msg = f"{reprlib.repr(value)} is not an RFC 3339 date-time"
         raise InvalidTimestampError(msg)
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    if year == "0001" and month == "01" and day == "01":
-        return None  # Go's zero time: the API's way of saying "unset"
     try:
         instant = datetime.datetime(
             int(year),
@@ -71,11 +69,17 @@ def normalize_timestamp(value: object) -> str | None:
             tzinfo=_UTC,
         )
     except ValueError as exc:
-        msg = f"not a valid date-time: {value[:40]!r} ({exc})"
+        msg = f"{reprlib.repr(value)} is not a valid date-time ({exc})"
         raise InvalidTimestampError(msg) from exc
     if not zulu:
         offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m))
-        instant -= offset if sign == "+" else -offset
+        try:
+            instant -= offset if sign == "+" else -offset
+        except OverflowError:
+            msg = f"{reprlib.repr(value)} is out of range once converted to UTC"
+            raise InvalidTimestampError(msg) from None
+    if year == "0001" and month == "01" and day == "01":
+        return None  # Go's zero time: the API's way of saying "unset"
     return f"{instant.year:04d}{instant.strftime(TIMESTAMP_FORMAT[2:])}"  # %Y would not pad 999
 
 
@@ -148,7 +152,7 @@ _FALSE = frozenset(("false", "f", "0", "no"))
 
 
 class _Uncoercible(ValueError):
-    """A value that cannot become the schema's type without guessing."""
+    """A value that cannot become the schema's type without guessing; the message says why."""
 
 
 def _integer(value: object) -> int | None:
@@ -162,7 +166,7 @@ def _integer(value: object) -> int | None:
         return int(value.strip())
     if value == "":
         return None
-    raise _Uncoercible
+    raise _Uncoercible("is not an integer")
 
 
 def _boolean(value: object) -> bool | None:
@@ -172,7 +176,7 @@ def _boolean(value: object) -> bool | None:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise _Uncoercible
+    raise _Uncoercible("is not true or false")
 
 
 def _text(value: object) -> str | None:
@@ -183,7 +187,7 @@ def _text(value: object) -> str | None:
         return value.replace("\x00", "") if "\x00" in value else value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise _Uncoercible
+    raise _Uncoercible("is not text")
 
 
 def _clean_json(value: object) -> object:
@@ -210,16 +214,27 @@ def _scrub_json(value: object) -> object:
     return value
 
 
+def _whose(contact: int | None) -> str:
+    return "A contact without a usable id" if contact is None else f"Contact {contact}"
+
+
 @dataclass
 class NormalizeReport:
-    """What the normaliser had to change or could not use, so the sync can say so at the end."""
+    """What the normaliser had to change or could not use, so the sync can say so."""
 
     nulled: dict[str, int] = field(default_factory=dict)
     unknown_fields: set[str] = field(default_factory=set)
+    #: One line per value changed, naming the contact and the field, so that it can be found
+    #: and fixed at the source. ``decode_contacts`` logs a page's as warnings; not merged, as
+    #: a run needs only the counts.
+    warnings: list[str] = field(default_factory=list)
 
-    def null(self, name: str) -> None:
-        """Count a value that had to be replaced by null."""
+    def null(
+        self, name: str, contact: int | None, why: str, *, outcome: str = "replaced by null"
+    ) -> None:
+        """Count a value that had to be replaced by null, and say whose it was and why."""
         self.nulled[name] = self.nulled.get(name, 0) + 1
+        self.warnings.append(f"{_whose(contact)}: {name} {why}; {outcome}")
 
     def merge(self, other: NormalizeReport) -> None:
         """Add what ``other`` (one page's report) counted."""
@@ -233,11 +248,13 @@ def _coerce(
     convert: t.Callable[[object], object],
     name: str,
     report: NormalizeReport,
+    record: dict[str, t.Any],
 ) -> object:
+    """``convert(value)``, or None, reported with the ``id`` of ``record`` (the contact's)."""
     try:
         return convert(value)
-    except (_Uncoercible, InvalidTimestampError):
-        report.null(name)
+    except (_Uncoercible, InvalidTimestampError) as exc:
+        report.null(name, record.get("id"), str(exc))
         return None
 
 
@@ -247,36 +264,39 @@ def normalize_contact(raw: dict[str, t.Any], report: NormalizeReport) -> dict[st
     ``id`` and ``updated`` may come out as None: the caller decides what such a contact means.
     """
     record: dict[str, t.Any] = {}
-    for name in _INTEGER_FIELDS:
+    for name in _INTEGER_FIELDS:  # "id" first: a warning about another field names the contact
         if name in raw:
             value = raw[name]
-            record[name] = value if type(value) is int else _coerce(value, _integer, name, report)
+            record[name] = (
+                value if type(value) is int else _coerce(value, _integer, name, report, record)
+            )
     for name in _STRING_FIELDS:
         if name in raw:
             value = raw[name]
             record[name] = (
                 value
                 if type(value) is str and "\x00" not in value
-                else _coerce(value, _text, name, report)
+                else _coerce(value, _text, name, report, record)
             )
     for name in _BOOLEAN_FIELDS:
         if name in raw:
             value = raw[name]
-            record[name] = value if type(value) is bool else _coerce(value, _boolean, name, report)
+            record[name] = (
+                value if type(value) is bool else _coerce(value, _boolean, name, report, record)
+            )
     for name in _TIMESTAMP_FIELDS:
         if name in raw:
-            record[name] = _coerce(raw[name], normalize_timestamp, name, report)
+            record[name] = _coerce(raw[name], normalize_timestamp, name, report, record)
     if "custom" in raw:
         custom = raw["custom"]
         if isinstance(custom, dict):
             record["custom"] = _clean_json(custom)
-        elif custom is not None:
-            report.null("custom")
-            record["custom"] = None
         else:
+            if custom is not None:
+                report.null("custom", record.get("id"), "is not an object")
             record["custom"] = None
     if "note" in raw:
-        record["note"] = _notes(raw["note"], report)
+        record["note"] = _notes(raw["note"], report, record)
     if "tags" in raw:
         tags = raw["tags"]
         record["tags"] = _clean_json(tags if isinstance(tags, list) or tags is None else [tags])
@@ -340,8 +360,17 @@ def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t
     types (nearly every page) is decoded straight into typed records, which checks every value
     in C; only the timestamps are then rewritten. Any other page (a NUL in a string, a field the
     schema lacks, a value to coerce) goes through ``normalize_contact`` one contact at a time.
-    The two give the same records: the tests hold them to it.
+    The two give the same records: the tests hold them to it. Each value changed is logged as
+    a warning.
     """
+    logged = len(report.warnings)
+    records = _decode_page(content, report)
+    for message in report.warnings[logged:]:
+        _logger.warning(message)
+    return records
+
+
+def _decode_page(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
     if _NUL_ESCAPE not in content:
         try:
             typed = _decode_typed_page(content)
@@ -364,10 +393,10 @@ def _timestamps_normalized(record: dict[str, t.Any], report: NormalizeReport) ->
         record = {name: value for name, value in record.items() if value is not _UNSET}
     for name in _TIMESTAMP_FIELDS:
         if name in record:
-            record[name] = _coerce(record[name], normalize_timestamp, name, report)
+            record[name] = _coerce(record[name], normalize_timestamp, name, report, record)
     for note in record.get("note") or ():
         if "date" in note:
-            note["date"] = _coerce(note["date"], normalize_timestamp, "note[].date", report)
+            note["date"] = _coerce(note["date"], normalize_timestamp, "note[].date", report, record)
     return record
 
 
@@ -380,21 +409,23 @@ _NOTE_FIELDS: dict[str, t.Callable[[object], object]] = {
 }
 
 
-def _notes(value: object, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+def _notes(
+    value: object, report: NormalizeReport, record: dict[str, t.Any]
+) -> list[dict[str, t.Any]] | None:
     if value is None:
         return None
     if not isinstance(value, list):
-        report.null("note")
+        report.null("note", record.get("id"), "is not a list")
         return None
     notes = []
     for item in value:
         if not isinstance(item, dict):
-            report.null("note[]")
+            report.null("note[]", record.get("id"), "is not an object", outcome="left out")
             continue
         note: dict[str, t.Any] = {}
         for name, field_value in item.items():  # in the API's order, as the page decoder keeps it
             convert = _NOTE_FIELDS.get(name)
             if convert is not None:
-                note[name] = _coerce(field_value, convert, f"note[].{name}", report)
+                note[name] = _coerce(field_value, convert, f"note[].{name}", report, record)
         notes.append(note)
     return notes

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import typing as t
 from unittest import mock
 
 import jsonschema
@@ -115,6 +116,83 @@ def test_contacts_without_id_or_updated_are_reported_never_silently_dropped(odd_
     assert "ERROR" in unkeyed[0]
 
 
+#: Date-times that leave the range of a date-time once converted to UTC: id -> (raw contact,
+#: what must come out for the fields it checks).
+OUT_OF_RANGE_TIMES: dict[int, tuple[dict, dict]] = {
+    951: ({"id": 951, "updated": "9999-12-31T23:59:59-01:00"}, {"updated": None}),
+    952: (
+        {"id": 952, "updated": "2024-01-01T00:00:22Z", "created": "0001-01-01T00:30:00+01:00"},
+        {"created": None},
+    ),
+    953: (
+        {
+            "id": 953,
+            "updated": "2024-01-01T00:00:23Z",
+            "note": [{"date": "9999-12-31T23:59:59-01:00", "text": "hi", "user_id": 3}],
+        },
+        {"note": [{"date": None, "text": "hi", "user_id": 3}]},
+    ),
+}
+
+
+def _run_with(*raw: dict) -> TapRun:
+    """A sync of 300 ordinary contacts plus ``raw`` ones."""
+    with FakeHeymarket(contacts=300, seed=22) as fake:
+        for contact in raw:
+            fake.add_raw(contact)
+        run = run_tap(tap_config(fake, page_size=50))
+    ordinary = {c["id"] for c in fake.contacts() if isinstance(c["id"], int) and c["id"] > 1000}
+    assert ordinary <= run.ids, "every other contact synced"
+    return run
+
+
+@pytest.fixture(scope="module")
+def out_of_range_times_run() -> TapRun:
+    return _run_with(*(raw for raw, _ in OUT_OF_RANGE_TIMES.values()))
+
+
+def _warnings(run: TapRun, contact_id: int | str, field: str) -> list[str]:
+    """WARNING lines naming both the contact and the field."""
+    return [
+        line
+        for line in run.stderr.splitlines()
+        if "WARNING" in line and f"ontact {contact_id}:" in line and f" {field} " in line
+    ]
+
+
+def _check_synced(run: TapRun, expected: dict[int, tuple[t.Any, dict]]) -> None:
+    """The run completed with a bookmark, and each contact's checked fields came out as expected."""
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "retry " not in run.stderr
+    assert run.bookmark is not None
+    by_id = {record["id"]: record for record in run.records}
+    for contact_id, (_, fields) in expected.items():
+        assert {name: by_id[contact_id][name] for name in fields} == fields
+
+
+def test_date_times_out_of_range_in_utc_become_null_with_a_warning(out_of_range_times_run):
+    run = out_of_range_times_run
+    _check_synced(run, OUT_OF_RANGE_TIMES)
+
+    for contact_id, field in [(951, "updated"), (952, "created"), (953, "note[].date")]:
+        assert _warnings(run, contact_id, field), f"no warning for {field} of {contact_id}"
+    undated = [line for line in run.stderr.splitlines() if "no usable updated time" in line]
+    assert len(undated) == 1 and "951" in undated[0], "reported like any contact without a time"
+
+
+@pytest.mark.parametrize("start_date", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"])
+def test_a_start_date_out_of_range_fails_in_one_line_naming_it_before_any_request(start_date):
+    with FakeHeymarket(contacts=10, seed=23) as fake:
+        run = run_tap(tap_config(fake, start_date=start_date))
+
+    assert run.returncode != 0
+    assert fake.requests == []
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert errors and errors[0].split("| ")[-1].startswith("start_date:"), run.stderr
+    assert sum("start_date" in line for line in run.stderr.splitlines()) == 1
+
+
 # --------------------------------------------------------------------------- normalisers
 
 _OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59)
@@ -166,6 +244,19 @@ def test_timestamp_normaliser_keeps_the_instant_to_the_microsecond_and_its_order
 
 def test_timestamps_before_the_year_1000_keep_the_fixed_width_form():
     assert normalize_timestamp("0999-01-01T00:00:00+01:00") == "0998-12-31T23:00:00.000000Z"
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-01:00", "9999-12-31T12:00:00-23:59", "0001-01-01T00:30:00+01:00"]
+)
+def test_date_times_out_of_range_once_in_utc_are_refused_with_the_normalisers_own_error(value):
+    with pytest.raises(InvalidTimestampError, match="out of range once converted to UTC"):
+        normalize_timestamp(value)
+
+
+def test_go_zero_time_is_still_unset_in_any_offset_that_stays_in_range():
+    assert normalize_timestamp("0001-01-01T00:00:00Z") is None
+    assert normalize_timestamp("0001-01-01T00:00:00-05:00") is None
 
 
 @settings(max_examples=300, deadline=None)
@@ -242,7 +333,15 @@ def test_record_normaliser_coerces_stringly_and_numeric_encodings_to_the_same_va
 
 _TIMESTAMP_TEXT = (
     st.builds(_rfc3339, _INSTANTS, _OFFSETS, st.integers(0, 9), st.integers(0, 999))
-    | st.sampled_from(["0001-01-01T00:00:00Z", "", "last tuesday"])
+    | st.sampled_from(
+        [
+            "0001-01-01T00:00:00Z",
+            "",
+            "last tuesday",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:30:00+01:00",
+        ]
+    )
     | st.none()
 )
 _TEXT = st.text() | st.none()
