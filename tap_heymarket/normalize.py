@@ -149,6 +149,8 @@ CONTACT_FIELDS = frozenset(
 
 _TRUE = frozenset(("true", "t", "1", "yes"))
 _FALSE = frozenset(("false", "f", "0", "no"))
+#: What a warehouse's ``bigint`` holds: target-postgres fails the whole batch on a larger integer.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class _Uncoercible(ValueError):
@@ -156,17 +158,20 @@ class _Uncoercible(ValueError):
 
 
 def _integer(value: object) -> int | None:
-    if value is None or type(value) is int:
-        return value  # type: ignore[return-value]
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
-    if value == "":
+    if value is None or value == "":
         return None
-    raise _Uncoercible("is not an integer")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        number = int(value)  # True is 1
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        try:
+            number = int(value.strip())
+        except ValueError:  # "+-5", "²", or more digits than Python converts
+            raise _Uncoercible("is not an integer") from None
+    else:
+        raise _Uncoercible("is not an integer")
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise _Uncoercible("does not fit a signed 64-bit integer")
+    return number
 
 
 def _boolean(value: object) -> bool | None:
@@ -268,7 +273,9 @@ def normalize_contact(raw: dict[str, t.Any], report: NormalizeReport) -> dict[st
         if name in raw:
             value = raw[name]
             record[name] = (
-                value if type(value) is int else _coerce(value, _integer, name, report, record)
+                value
+                if type(value) is int and _INT64_MIN <= value <= _INT64_MAX
+                else _coerce(value, _integer, name, report, record)
             )
     for name in _STRING_FIELDS:
         if name in raw:
@@ -305,15 +312,18 @@ def normalize_contact(raw: dict[str, t.Any], report: NormalizeReport) -> dict[st
     return record
 
 
+_Int64 = t.Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
+
+
 class _Note(t.TypedDict, total=False):
     date: str | None
     id: str | None
     name: str | None
     text: str | None
-    user_id: int | None
+    user_id: _Int64 | None
 
 
-_Int = int | msgspec.UnsetType | None
+_Int = _Int64 | msgspec.UnsetType | None
 _Str = str | msgspec.UnsetType | None
 _Bool = bool | msgspec.UnsetType | None
 _UNSET = msgspec.UNSET

@@ -133,6 +133,25 @@ OUT_OF_RANGE_TIMES: dict[int, tuple[dict, dict]] = {
         {"note": [{"date": None, "text": "hi", "user_id": 3}]},
     ),
 }
+#: Integers no signed 64-bit column can hold, next to the extremes one can.
+BIG_INTEGERS: dict[int, tuple[dict, dict]] = {
+    954: (
+        {
+            "id": 954,
+            "updated": "2024-01-01T00:00:24Z",
+            "creator_id": 2**63,
+            "team_id": -(2**63) - 1,
+            "inbox_id": 2**63 - 1,
+            "parent_id": -(2**63),
+        },
+        {"creator_id": None, "team_id": None, "inbox_id": 2**63 - 1, "parent_id": -(2**63)},
+    ),
+    955: (
+        {"id": 955, "updated": "2024-01-01T00:00:25Z", "note": [{"text": "hi", "user_id": 2**64}]},
+        {"note": [{"text": "hi", "user_id": None}]},
+    ),
+}
+TOO_BIG_ID = 2**63
 
 
 def _run_with(*raw: dict) -> TapRun:
@@ -142,13 +161,21 @@ def _run_with(*raw: dict) -> TapRun:
             fake.add_raw(contact)
         run = run_tap(tap_config(fake, page_size=50))
     ordinary = {c["id"] for c in fake.contacts() if isinstance(c["id"], int) and c["id"] > 1000}
-    assert ordinary <= run.ids, "every other contact synced"
+    assert ordinary - {TOO_BIG_ID} <= run.ids, "every other contact synced"
     return run
 
 
 @pytest.fixture(scope="module")
 def out_of_range_times_run() -> TapRun:
     return _run_with(*(raw for raw, _ in OUT_OF_RANGE_TIMES.values()))
+
+
+@pytest.fixture(scope="module")
+def big_integers_run() -> TapRun:
+    return _run_with(
+        *(raw for raw, _ in BIG_INTEGERS.values()),
+        {"id": TOO_BIG_ID, "updated": "2024-01-01T00:00:41Z", "first": "Big"},
+    )
 
 
 def _warnings(run: TapRun, contact_id: int | str, field: str) -> list[str]:
@@ -178,6 +205,34 @@ def test_date_times_out_of_range_in_utc_become_null_with_a_warning(out_of_range_
         assert _warnings(run, contact_id, field), f"no warning for {field} of {contact_id}"
     undated = [line for line in run.stderr.splitlines() if "no usable updated time" in line]
     assert len(undated) == 1 and "951" in undated[0], "reported like any contact without a time"
+
+
+def test_integers_beyond_64_bits_become_null_with_a_warning(big_integers_run):
+    run = big_integers_run
+    _check_synced(run, BIG_INTEGERS)
+
+    for contact_id, field in [(954, "creator_id"), (954, "team_id"), (955, "note[].user_id")]:
+        assert _warnings(run, contact_id, field), f"no warning for {field} of {contact_id}"
+    assert not _warnings(run, 954, "inbox_id") and not _warnings(run, 954, "parent_id")
+
+    def integers(value: object) -> list[int]:
+        if isinstance(value, dict):
+            return [i for v in value.values() for i in integers(v)]
+        if isinstance(value, list):
+            return [i for v in value for i in integers(v)]
+        return [value] if type(value) is int else []
+
+    assert all(-(2**63) <= i < 2**63 for record in run.records for i in integers(record))
+
+
+def test_an_id_beyond_64_bits_is_reported_as_a_contact_without_a_usable_id(big_integers_run):
+    run = big_integers_run
+    assert run.returncode == 0, run.stderr
+
+    assert TOO_BIG_ID not in run.ids and "Big" not in {r.get("first") for r in run.records}
+    unkeyed = [line for line in run.stderr.splitlines() if "no usable id" in line]
+    assert len(unkeyed) == 1 and "ERROR" in unkeyed[0] and "1 contacts" in unkeyed[0]
+    assert _warnings(run, "without a usable id", "id")
 
 
 @pytest.mark.parametrize("start_date", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"])
@@ -331,6 +386,31 @@ def test_record_normaliser_coerces_stringly_and_numeric_encodings_to_the_same_va
     assert report.nulled == {}
 
 
+@pytest.mark.parametrize(
+    "value", [2**63, -(2**63) - 1, 2.0**64, str(2**63), "+-5", "\u00b2", "1" * 5000]
+)
+def test_integer_fields_null_what_is_no_signed_64_bit_integer_naming_field_and_contact(value):
+    report = NormalizeReport()
+
+    record = normalize_contact({"id": 5, "rev": value, "note": [{"user_id": value}]}, report)
+
+    assert record == {"id": 5, "rev": None, "note": [{"user_id": None}]}
+    assert report.nulled == {"rev": 1, "note[].user_id": 1}
+    assert len(report.warnings) == 2
+    assert report.warnings[0].startswith("Contact 5: rev ")
+    assert report.warnings[1].startswith("Contact 5: note[].user_id ")
+
+
+def test_an_id_that_is_no_signed_64_bit_integer_leaves_the_contact_without_one():
+    report = NormalizeReport()
+
+    record = normalize_contact({"id": 2**63, "rev": "x"}, report)
+
+    assert record == {"id": None, "rev": None}
+    assert report.warnings[0].startswith("A contact without a usable id: id does not fit")
+    assert report.warnings[1].startswith("A contact without a usable id: rev ")
+
+
 _TIMESTAMP_TEXT = (
     st.builds(_rfc3339, _INSTANTS, _OFFSETS, st.integers(0, 9), st.integers(0, 999))
     | st.sampled_from(
@@ -346,31 +426,48 @@ _TIMESTAMP_TEXT = (
 )
 _TEXT = st.text() | st.none()
 _INT = st.integers(-(2**63), 2**63 - 1) | st.none()
-#: Contacts whose values all have their schema types (what Heymarket sends): any field may be
-#: missing; only the timestamps vary in form, and a few strings hold a NUL.
-_TYPED_CONTACTS = st.fixed_dictionaries(
-    {},
-    optional={
-        **dict.fromkeys(("id", "creator_id", "inbox_id", "parent_id", "rev", "team_id"), _INT),
-        **dict.fromkeys(("first", "last", "email", "phone", "type", "op"), _TEXT),
-        "shared": st.booleans() | st.none(),
-        "created": _TIMESTAMP_TEXT,
-        "updated": _TIMESTAMP_TEXT,
-        "custom": st.dictionaries(st.text(), _JSON, max_size=3) | st.none(),
-        "tags": st.lists(_JSON, max_size=3) | st.none(),
-        "note": st.lists(
-            st.fixed_dictionaries(
-                {},
-                optional={"date": _TIMESTAMP_TEXT, "id": _TEXT, "text": _TEXT, "user_id": _INT},
+_BEYOND_64_BITS = st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**30])
+
+
+def _contacts(integers: st.SearchStrategy, text: st.SearchStrategy) -> st.SearchStrategy:
+    """Contacts with every value of its schema type but for ``integers`` and ``text``: any field
+    may be missing; the timestamps vary in form, and a few strings hold a NUL."""
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            **dict.fromkeys(
+                ("id", "creator_id", "inbox_id", "parent_id", "rev", "team_id"), integers
             ),
-            max_size=2,
-        )
-        | st.none(),
-    },
-)
-#: Now and then a contact that is not: an odd value, an unknown field, not even an object.
+            **dict.fromkeys(("first", "last", "email", "phone", "type", "op"), text),
+            "shared": st.booleans() | st.none(),
+            "created": _TIMESTAMP_TEXT,
+            "updated": _TIMESTAMP_TEXT,
+            "custom": st.dictionaries(st.text(), _JSON, max_size=3) | st.none(),
+            "tags": st.lists(_JSON, max_size=3) | st.none(),
+            "note": st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "date": _TIMESTAMP_TEXT,
+                        "id": text,
+                        "text": text,
+                        "user_id": integers,
+                    },
+                ),
+                max_size=2,
+            )
+            | st.none(),
+        },
+    )
+
+
+#: Contacts whose values all have their schema types (what Heymarket sends).
+_TYPED_CONTACTS = _contacts(_INT, _TEXT)
+#: Now and then a contact that is not: an integer beyond 64 bits, an odd value, an unknown
+#: field, not even an object.
 _PAGES = st.lists(
     _TYPED_CONTACTS
+    | _contacts(_INT | _BEYOND_64_BITS, _TEXT)
     | st.dictionaries(_FIELD_NAMES, _JSON | _NOTES, max_size=6)
     | st.sampled_from([[], "contact", 7]),
     max_size=6,
