@@ -188,11 +188,15 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        # PostgreSQL cannot store NUL in text or jsonb; it is never meaningful in a contact.
-        return value.replace("\x00", "") if "\x00" in value else value
+        return _without_nul(value) if "\x00" in value else value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise _Uncoercible("is not text")
+
+
+def _without_nul(text: str) -> str:
+    # PostgreSQL cannot store NUL in text or jsonb; it is never meaningful in a contact.
+    return text.replace("\x00", "")
 
 
 def _clean_json(value: object) -> object:
@@ -206,16 +210,17 @@ def _clean_json(value: object) -> object:
             return value
     except TypeError:
         pass  # not plain JSON: walk it
-    return _scrub_json(value)
+    return _map_strings(value, _without_nul)
 
 
-def _scrub_json(value: object) -> object:
+def _map_strings(value: object, fix: t.Callable[[str], str]) -> object:
+    """A copy of nested JSON with ``fix`` applied to every string in it, keys included."""
     if isinstance(value, str):
-        return _text(value)
+        return fix(value)
     if isinstance(value, dict):
-        return {_text(str(k)): _scrub_json(v) for k, v in value.items()}
+        return {fix(str(k)): _map_strings(v, fix) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub_json(v) for v in value]
+        return [_map_strings(v, fix) for v in value]
     return value
 
 
@@ -240,6 +245,13 @@ class NormalizeReport:
         """Count a value that had to be replaced by null, and say whose it was and why."""
         self.nulled[name] = self.nulled.get(name, 0) + 1
         self.warnings.append(f"{_whose(contact)}: {name} {why}; {outcome}")
+
+    def repaired(self, name: str, contact: int | None) -> None:
+        """Say whose value held text that is not Unicode, now U+FFFD in its place."""
+        self.warnings.append(
+            f"{_whose(contact)}: {name} held bytes or escapes that are not Unicode text; "
+            "replaced by U+FFFD"
+        )
 
     def merge(self, other: NormalizeReport) -> None:
         """Add what ``other`` (one page's report) counted."""
@@ -362,6 +374,15 @@ _decode_typed_page = msgspec.json.Decoder(list[_Contact]).decode
 _decode_any = msgspec.json.Decoder().decode
 _as_dict = msgspec.structs.asdict
 
+#: Bytes that are not UTF-8, as ``surrogateescape`` decodes them.
+_NOT_UTF8 = re.compile(r"[\udc80-\udcff]+")
+#: In JSON text: an escaped backslash or a surrogate pair (both left as they are), or a lone
+#: surrogate (six characters), which no decoder can make a string of.
+_SURROGATE_ESCAPES = re.compile(
+    r"\\(?:\\|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
+_REPLACEMENT = "\ufffd"
+
 
 def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
     """A page of contacts from the API's JSON, each as ``normalize_contact`` makes it.
@@ -370,11 +391,15 @@ def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t
     types (nearly every page) is decoded straight into typed records, which checks every value
     in C; only the timestamps are then rewritten. Any other page (a NUL in a string, a field the
     schema lacks, a value to coerce) goes through ``normalize_contact`` one contact at a time.
-    The two give the same records: the tests hold them to it. Each value changed is logged as
-    a warning.
+    The two give the same records: the tests hold them to it.
+
+    Text that is not Unicode would make the page unreadable on every attempt, so it is read
+    again with U+FFFD in place of that text. Each value changed is logged as a warning.
     """
     logged = len(report.warnings)
     records = _decode_page(content, report)
+    if records is None:
+        records = _decode_repaired(content, report)
     for message in report.warnings[logged:]:
         _logger.warning(message)
     return records
@@ -384,17 +409,70 @@ def _decode_page(content: bytes, report: NormalizeReport) -> list[dict[str, t.An
     if _NUL_ESCAPE not in content:
         try:
             typed = _decode_typed_page(content)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             pass
         else:
             return [_timestamps_normalized(_as_dict(contact), report) for contact in typed]
     try:
         page = _decode_any(content)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     if not isinstance(page, list) or not all(type(item) is dict for item in page):
         return None
     return [normalize_contact(raw, report) for raw in page]
+
+
+def _decode_repaired(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+    """The page with U+FFFD for its text that is not Unicode; None if it has none, or still fails.
+
+    That text (each run of bytes that are not UTF-8, each lone surrogate escape) first becomes
+    a marker, a character the page does not hold, so that only the values repaired are reported
+    and not those where Heymarket itself sent U+FFFD.
+    """
+    text = content.decode("utf-8", "surrogateescape")
+    marker = _unused_character(text)
+    if marker is None:
+        return None
+    marked = _SURROGATE_ESCAPES.sub(
+        lambda match: marker if len(match[0]) == 6 else match[0], _NOT_UTF8.sub(marker, text)
+    )
+    if marked == text:
+        return None
+    first = len(report.warnings)
+    records = _decode_page(marked.encode(), report)
+    if records is None:
+        return None
+
+    def unmark(value: str) -> str:
+        return value.replace(marker, _REPLACEMENT)
+
+    quoted = repr(marker)[1:-1]  # as a warning quoting a timestamp shows it: the page has neither
+    report.warnings[first:] = [
+        unmark(line).replace(quoted, _REPLACEMENT) for line in report.warnings[first:]
+    ]
+    report.unknown_fields = set(map(unmark, report.unknown_fields))
+    encoded = marker.encode()
+    for record in records:
+        if encoded in _encode(record):
+            for name, value in record.items():
+                repaired = _map_strings(value, unmark)
+                if repaired != value:
+                    record[name] = repaired
+                    report.repaired(name, record.get("id"))
+    return records
+
+
+def _unused_character(text: str) -> str | None:
+    """A private-use character that ``text`` holds neither as itself nor as a JSON escape."""
+    lowered = text.lower()
+    return next(
+        (
+            chr(code)
+            for code in range(0xE000, 0xF900)
+            if chr(code) not in text and f"\\u{code:x}" not in lowered
+        ),
+        None,
+    )
 
 
 def _timestamps_normalized(record: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:

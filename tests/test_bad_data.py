@@ -152,13 +152,34 @@ BIG_INTEGERS: dict[int, tuple[dict, dict]] = {
     ),
 }
 TOO_BIG_ID = 2**63
+#: Contacts whose JSON holds text that is not Unicode, as the fake stores it: id -> (JSON, what
+#: must come out). A lone surrogate character goes out as the invalid UTF-8 bytes ED A0 80 (or
+#: ED B2 80); ``\ud800`` is the six-character JSON escape.
+BAD_TEXT: dict[int, tuple[str, dict]] = {
+    961: (
+        '{"id":961,"updated":"2024-01-01T00:00:31Z","first":"Ann\ud800e"}',
+        {"first": "Ann\ufffde"},
+    ),
+    962: (
+        '{"id":962,"updated":"2024-01-01T00:00:32Z","last":"Lee\\ud800",'
+        '"custom":{"12":"gold\\udfff"},"display_name":"\\ud83e\\udd84"}',
+        {"last": "Lee\ufffd", "custom": {"12": "gold\ufffd"}, "display_name": "🦄"},
+    ),
+    963: (
+        '{"id":963,"updated":"2024-01-01T00:00:33Z","first":"\ufffd kept",'
+        '"note":[{"text":"x\udc80y","user_id":3}]}',
+        {"first": "\ufffd kept", "note": [{"text": "x\ufffdy", "user_id": 3}]},
+    ),
+}
 
 
-def _run_with(*raw: dict) -> TapRun:
-    """A sync of 300 ordinary contacts plus ``raw`` ones."""
+def _run_with(*raw: dict, raw_json: dict[int, tuple[str, dict]] | None = None) -> TapRun:
+    """A sync of 300 ordinary contacts plus ``raw`` ones and ``raw_json`` ones."""
     with FakeHeymarket(contacts=300, seed=22) as fake:
         for contact in raw:
             fake.add_raw(contact)
+        for contact_id, (text, _) in (raw_json or {}).items():
+            fake.add_raw_json(text, json.loads(text)["updated"], contact_id)
         run = run_tap(tap_config(fake, page_size=50))
     ordinary = {c["id"] for c in fake.contacts() if isinstance(c["id"], int) and c["id"] > 1000}
     assert ordinary - {TOO_BIG_ID} <= run.ids, "every other contact synced"
@@ -176,6 +197,11 @@ def big_integers_run() -> TapRun:
         *(raw for raw, _ in BIG_INTEGERS.values()),
         {"id": TOO_BIG_ID, "updated": "2024-01-01T00:00:41Z", "first": "Big"},
     )
+
+
+@pytest.fixture(scope="module")
+def bad_text_run() -> TapRun:
+    return _run_with(raw_json=BAD_TEXT)
 
 
 def _warnings(run: TapRun, contact_id: int | str, field: str) -> list[str]:
@@ -233,6 +259,16 @@ def test_an_id_beyond_64_bits_is_reported_as_a_contact_without_a_usable_id(big_i
     unkeyed = [line for line in run.stderr.splitlines() if "no usable id" in line]
     assert len(unkeyed) == 1 and "ERROR" in unkeyed[0] and "1 contacts" in unkeyed[0]
     assert _warnings(run, "without a usable id", "id")
+
+
+def test_text_that_is_not_unicode_gets_the_replacement_character_with_a_warning(bad_text_run):
+    run = bad_text_run
+    _check_synced(run, BAD_TEXT)
+
+    for contact_id, field in [(961, "first"), (962, "last"), (962, "custom"), (963, "note")]:
+        assert _warnings(run, contact_id, field), f"no warning for {field} of {contact_id}"
+    assert not _warnings(run, 962, "display_name"), "a valid surrogate pair is good text"
+    assert not _warnings(run, 963, "first"), "a U+FFFD Heymarket sent is not a repair"
 
 
 @pytest.mark.parametrize("start_date", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"])
@@ -411,6 +447,50 @@ def test_an_id_that_is_no_signed_64_bit_integer_leaves_the_contact_without_one()
     assert report.warnings[1].startswith("A contact without a usable id: rev ")
 
 
+_REPAIRED = "Contact 1: first held bytes or escapes that are not Unicode text; replaced by U+FFFD"
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (b"Ann\xed\xa0\x80e", "Ann\ufffde"),  # a lone surrogate as (invalid) UTF-8
+        (b"a\xffb\xc3", "a\ufffdb\ufffd"),  # a byte no UTF-8 has, a sequence cut short
+        (b"Ann\\ud800e", "Ann\ufffde"),  # a lone surrogate as a JSON escape
+        (b"\\uDFFF\\ud800\\u0041", "\ufffd\ufffdA"),  # low then high: both lone
+        (b"\\\\ud800 \xff", "\\ud800 \ufffd"),  # an escaped backslash: text, no escape
+        (b"\\ud83e\\udd84 \\ud800", "\U0001f984 \ufffd"),  # a surrogate pair is good text
+    ],
+)
+def test_text_that_is_not_unicode_is_read_with_the_replacement_character(written, read):
+    other = '{"id":2,"first":"sent as \ufffd"}'.encode()
+    content = b'[{"id":1,"first":"' + written + b'"},' + other + b"]"
+    report = NormalizeReport()
+
+    records = decode_contacts(content, report)
+
+    assert records == [{"id": 1, "first": read}, {"id": 2, "first": "sent as \ufffd"}]
+    assert report.warnings == [_REPAIRED], "only the repaired value is reported"
+
+
+def test_repaired_text_in_keys_field_names_and_quoted_values_shows_the_replacement_character():
+    content = b'[{"id":1,"custom":{"k\xff":"v"},"new\xff":1,"updated":"2024\xff"}]'
+    report = NormalizeReport()
+
+    records = decode_contacts(content, report)
+
+    assert records == [{"id": 1, "updated": None, "custom": {"k\ufffd": "v"}}]
+    assert report.unknown_fields == {"new\ufffd"}
+    assert report.warnings == [
+        "Contact 1: updated '2024\ufffd' is not an RFC 3339 date-time; replaced by null",
+        "Contact 1: custom held bytes or escapes that are not Unicode text; replaced by U+FFFD",
+    ]
+
+
+@pytest.mark.parametrize("content", [b'[{"id":1,"first":"a\xff"', b"\xff[]", b"<html>\xff"])
+def test_a_page_unreadable_even_with_its_text_repaired_is_refused_for_a_retry(content):
+    assert decode_contacts(content, NormalizeReport()) is None
+
+
 _TIMESTAMP_TEXT = (
     st.builds(_rfc3339, _INSTANTS, _OFFSETS, st.integers(0, 9), st.integers(0, 999))
     | st.sampled_from(
@@ -474,10 +554,14 @@ _PAGES = st.lists(
 )
 
 
-def _as_json(page: list) -> bytes:
-    """The page as the API would send it (JSON has no infinities: such pages are not drawn)."""
+def _as_json(page: list, *, escaped: bool = False) -> bytes:
+    """The page as the API would send it (JSON has no infinities: such pages are not drawn).
+
+    Lone surrogates go out as JSON escapes if ``escaped``, else as the bytes a lax encoder writes.
+    """
     try:
-        return json.dumps(page, ensure_ascii=False, allow_nan=False).encode()
+        text = json.dumps(page, ensure_ascii=escaped, allow_nan=False)
+        return text.encode("utf-8", "surrogatepass")
     except ValueError:
         assume(False)
         raise
@@ -507,7 +591,26 @@ def test_pages_of_schema_typed_contacts_skip_the_per_contact_normaliser(page):
         return  # a NUL to strip: the per-contact normaliser's job
     content = _as_json(page)
 
-    with mock.patch("tap_heymarket.normalize.normalize_contact", side_effect=AssertionError):
+    with (
+        mock.patch("tap_heymarket.normalize.normalize_contact", side_effect=AssertionError),
+        mock.patch("tap_heymarket.normalize._decode_repaired", side_effect=AssertionError),
+    ):
         records = decode_contacts(content, NormalizeReport())
 
     assert [record.get("id") for record in records] == [contact.get("id") for contact in page]
+
+
+#: Text with lone surrogates: what a JSON escape or a UTF-8 encoder that lets them through writes.
+_SURROGATE_TEXT = st.text(
+    st.characters(categories=["Cs"]) | st.characters(categories=["L", "Nd", "P"]), max_size=6
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_contacts(_INT, _SURROGATE_TEXT | st.none()), max_size=4), st.booleans())
+def test_text_that_is_not_unicode_never_makes_a_page_unreadable(page, escaped):
+    records = decode_contacts(_as_json(page, escaped=escaped), NormalizeReport())
+
+    assert records is not None
+    assert [record.get("id") for record in records] == [contact.get("id") for contact in page]
+    json.dumps(records, ensure_ascii=False).encode()  # no surrogate left to fail a target
