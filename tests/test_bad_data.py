@@ -284,6 +284,32 @@ def test_a_start_date_out_of_range_fails_in_one_line_naming_it_before_any_reques
     assert sum("start_date" in line for line in run.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("bookmark", "problem"),
+    [
+        ("garbage", "is not an RFC 3339 date-time"),
+        ("99999-01-01T00:00:00Z", "is not an RFC 3339 date-time"),
+        ("9999-12-31T23:59:59-01:00", "is out of range once converted to UTC"),
+        (20240101, "is not an RFC 3339 date-time"),
+        ("2999-01-01T00:00:00Z", "is in the future"),
+    ],
+)
+def test_an_unusable_bookmark_in_the_state_fails_in_one_line_naming_the_state(bookmark, problem):
+    state = {
+        "bookmarks": {"contacts": {"replication_key": "updated", "replication_key_value": bookmark}}
+    }
+    with FakeHeymarket(contacts=10, seed=24) as fake:
+        run = run_tap(tap_config(fake), state=state)
+
+    assert run.returncode != 0
+    assert fake.requests == []
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "Sync failed" in line]
+    assert len(errors) == 1, run.stderr
+    assert f"Sync failed: state: the contacts bookmark {bookmark!r} {problem}" in errors[0]
+    assert errors[0].endswith("; fix or clear the state")
+
+
 # --------------------------------------------------------------------------- normalisers
 
 _OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59)
