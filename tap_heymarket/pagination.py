@@ -8,9 +8,9 @@ and never will be, once the bookmark has moved past it.
 
 So the offset is kept short-lived. After each page the paginator moves ``date`` up to just
 below the newest ``updated`` it has read (one whole second below, so the next answer includes
-every contact at or after it whether the API's ``date`` is inclusive or exclusive) and starts
-again at page 0. A fresh query from ``date`` is correct by construction: everything before it
-has been read, and everything at or after it is in the answer.
+every contact at or after it whether the API's ``date`` is inclusive or exclusive, at whatever
+precision it compares) and starts again at page 0. A fresh query from ``date`` is correct by
+construction: everything before it has been read, and everything at or after it is in the answer.
 
 Only when a whole page falls within that second (bulk imports put hundreds of contacts on one
 ``updated``) can ``date`` not move. Then the paginator pages by offset, but with overlapping
@@ -19,7 +19,29 @@ chosen so that ``page * limit`` lands inside it). Contacts only ever leave this 
 list (an update moves a contact to the end), so positions only shift towards the start; as long
 as a contact already read reappears in the new window, the contacts after it are exactly the
 next ones, and nothing was skipped. If none reappears, the window slides back until one does
-(offset 0 always qualifies).
+(offset 0 always qualifies). Nothing here assumes an order among contacts that share one
+``updated`` (by id, as text, by hash: the docs are silent), only that it is the same on every
+request; output is in ascending ``updated`` order, in Heymarket's order inside a tie.
+
+What the paging relies on is checked on every answer, and a failed check stops the sync with
+``PagingError`` (the stream then writes no STATE past what it emitted before):
+
+- each answer is sorted by ``updated``, oldest first (a server that ignores ``ascending`` is
+  caught on its first answer, which is why at least ``MIN_FIRST_LIMIT`` contacts are asked for);
+- in a window, every contact before the one it joins on has been read: otherwise the order
+  inside a tie changed between requests, and offsets no longer mean anything;
+- a contact never read is never older than one already passed on.
+
+Contacts dated from one second before the sync began are exempt from the last two checks: they
+changed during the sync (or were created in a tie still being written), and the bookmark never
+passes the sync's start (its signpost), so the next run reads them whatever happens now.
+
+A sync ends only when an answer proves there is nothing more: one shorter than both the limit
+asked and the longest answer Heymarket has given (a server may cap answers below ``limit``).
+An answer as long as any before it but short of the limit may be the end or a cap: the
+paginator reads on with limits no larger than that answer, and where no overlapping window of
+that size can advance (offsets are multiples of the limit), it asks for the one contact after
+the answer, at a limit of one, whose offset no reading of a cap can change: none means the end.
 
 The same windows let several requests be in flight at once when the API's latency, not the
 rate limit, is what a sync waits for. With ``windows_per_date`` above one, a fresh ``date`` is
@@ -33,11 +55,11 @@ are simply not asked for (``upcoming()`` no longer names them). Out-of-order ans
 consequences, both handled: an answer evaluated before one already taken can hold an older
 version of a contact whose newer version is further on (it is skipped as a re-read), and a
 short answer evaluated early can end before contacts updated meanwhile, so after requests were
-sent together only a short answer to a request sent alone ends the sync.
+sent together only a short answer to a request sent alone ends the sync. A window sent ahead
+that fails a check is asked again, alone, before the check counts.
 
-Contacts read twice are passed on once (targets upsert on ``id`` anyway); every contact is
-passed on in ascending (``updated``, ``id``) order, so the bookmark can be saved at any point
-and a restart from it re-reads at most the contacts sharing the bookmark's ``updated``.
+Contacts read twice are passed on once (targets upsert on ``id`` anyway), so the bookmark can be
+saved at any point and a restart from it re-reads at most the contacts of the bookmark's second.
 """
 
 from __future__ import annotations
@@ -47,7 +69,7 @@ from dataclasses import dataclass
 
 from tap_heymarket.normalize import query_date, widen
 
-#: (updated, id) of a contact: the order the API sorts by and the tap emits in.
+#: (updated, id) of a contact: what identifies one version of it.
 Key = tuple[str, int]
 
 
@@ -71,6 +93,9 @@ class PageRequest:
         """Position of the first contact of this page in the list for ``date``."""
         return self.page * self.limit
 
+    def __str__(self) -> str:
+        return f"date={self.date or '(none)'} page={self.page} limit={self.limit}"
+
 
 @dataclass
 class PagingStats:
@@ -80,7 +105,14 @@ class PagingStats:
     contacts_read: int = 0
     reread: int = 0
     slid_back: int = 0
-    behind_bookmark: int = 0
+    #: Contacts found out of place but dated after the sync began: the next run reads them.
+    deferred: int = 0
+    #: Requests that only checked whether a short answer was the end of the list.
+    probes: int = 0
+
+
+class PagingError(Exception):
+    """Heymarket answered in a way that cannot be paged through without risking a lost contact."""
 
 
 #: Overlapping windows need room to both repeat and advance; below this many contacts a
@@ -90,6 +122,12 @@ MIN_WINDOW = 20
 #: evaluated within moments of each other, so few contacts can leave in between; when more
 #: do, the window does not join and the paginator slides back (correct, one request dearer).
 AHEAD_OVERLAP = 2
+#: Contacts asked for at least when ``date`` moves: one answer must be able to show its order.
+MIN_FIRST_LIMIT = 2
+#: Answers of the same short length that show Heymarket caps its answers (for the log).
+CAP_EVIDENCE = 3
+#: Answers to probes that found more than a one-contact answer let on, before giving up.
+MAX_PROBE_HITS = 3
 
 
 def _overlapping_window(last_index: int, overlap: int, max_limit: int) -> tuple[int, int]:
@@ -108,17 +146,30 @@ class ContactsPaginator:
     """Page-number paginator over contacts sorted by ``updated`` that never skips one.
 
     ``current`` is the request to send; ``advance()`` takes the page it returned (normalised
-    contacts, as the API sorted them) and returns the contacts not passed on before.
+    contacts, as the API sorted them) and returns the contacts not passed on before, or raises
+    ``PagingError`` when the answers break an assumption the paging relies on.
     """
 
-    def __init__(self, *, page_size: int, since: str | None) -> None:
-        """``since``: fixed-width timestamp of the bookmark (or start date); None for all history."""
+    def __init__(self, *, page_size: int, since: str | None, signpost: str) -> None:
+        """``since``: fixed-width timestamp of the bookmark (or start date); None for all history.
+
+        ``signpost``: when the sync began. The bookmark never passes it, so the next run reads
+        again every contact dated from one second before it.
+        """
         self._page_size = page_size
         self._window = max(page_size, MIN_WINDOW)
-        self._overlap = self._window // 10
         self._since = since
+        self._next_run_reads_from = widen(query_date(signpost))
+        # The most contacts one answer has held: Heymarket caps its answers at no fewer.
+        self._largest_answer = 0
+        # Whether a short answer may have been cut by a cap rather than the end of the list.
+        self._maybe_capped = False
+        self._probe_hits = 0
+        self._probing = False
+        # Answers as long as the largest one, while a cap is suspected: many say it is one.
+        self._answers_at_cap = 0
         self.current = PageRequest(
-            date=query_date(since) if since else None, page=0, limit=page_size
+            date=query_date(since) if since else None, page=0, limit=self._first_limit()
         )
         self.finished = False
         self.stats = PagingStats()
@@ -126,13 +177,44 @@ class ContactsPaginator:
         self._last_window: list[Key] = []
         # Keys passed on since the current ``date``: re-reads of them are dropped.
         self._passed_on: set[Key] = set()
-        self._newest: Key | None = None
+        self._newest: str | None = None
         #: Windows per ``date`` (1: move ``date`` after every page); read when ``date`` moves.
         self.windows_per_date = 1
         # Windows still to come on the current ``date`` before it moves again.
         self._windows_left = 0
         # Whether this ``date``'s windows may have been sent (and answered) together.
         self._sent_ahead = False
+
+    @property
+    def capped_at(self) -> int | None:
+        """The most contacts Heymarket answered with, if it seems to cap answers below the limit."""
+        return self._largest_answer if self._answers_at_cap >= CAP_EVIDENCE else None
+
+    def _limit(self, wanted: int) -> int:
+        """``wanted``, or no more than Heymarket has been seen to send while it may be capping."""
+        return min(wanted, self._largest_answer) if self._maybe_capped else wanted
+
+    def _first_limit(self) -> int:
+        return self._limit(max(self._page_size, MIN_FIRST_LIMIT))
+
+    def _ahead_window(self) -> int:
+        """Largest window sent ahead; 0 (none sent ahead) while Heymarket caps answers below it."""
+        window = self._limit(self._window)
+        return window if window >= MIN_WINDOW else 0
+
+    def _tie_window(self, date: str | None, last_index: int) -> PageRequest | None:
+        """The window on the current ``date`` that repeats contacts up to ``last_index`` and reads on.
+
+        None when answers are capped so small that no window of theirs can both repeat and
+        advance from there (offsets are multiples of the limit).
+        """
+        window = self._limit(self._window)
+        if window < 2:  # a window of one cannot overlap
+            return None
+        limit, page = _overlapping_window(last_index, _overlap(window), window)
+        if (page + 1) * limit <= last_index + 1:
+            return None
+        return PageRequest(date=date, page=page, limit=limit)
 
     def upcoming(self, count: int) -> list[PageRequest]:
         """``current`` and the requests that follow it if every page comes back full: ``count`` at most.
@@ -142,9 +224,12 @@ class ContactsPaginator:
         """
         requests = [self.current]
         request = self.current
+        window = self._ahead_window()
+        if self._probing or not window:
+            return requests
         for _ in range(min(count - 1, self._windows_left)):
             limit, page = _overlapping_window(
-                request.offset + request.limit - 1, AHEAD_OVERLAP, self._window
+                request.offset + request.limit - 1, AHEAD_OVERLAP, window
             )
             request = PageRequest(date=request.date, page=page, limit=limit)
             requests.append(request)
@@ -155,12 +240,23 @@ class ContactsPaginator:
         request = self.current
         self.stats.requests += 1
         self.stats.contacts_read += len(page)
+        if self._probing:
+            self._take_probe(page)
+            return []
+        _check_sorted(request, page)
         keys = [_key(contact) for contact in page]
+        floor = self._read_before(request)
 
         start = 0
         if request.offset > 0 and self._last_window:
             joined = self._join_point(keys)
-            if joined is None:
+            missed = [] if joined is None else self._missed(keys[:joined], floor)
+            if missed and not self._sent_ahead:
+                raise PagingError(_unstable_order(request, missed))
+            if joined is None or missed:
+                if missed:  # maybe a stale answer to a request sent ahead: ask again, alone
+                    self._sent_ahead = False
+                    self._windows_left = 0
                 self._slide_back(request)
                 return []
             start = joined + 1
@@ -169,25 +265,44 @@ class ContactsPaginator:
         for contact, key in zip(page[start:], keys[start:], strict=True):
             if key is None:
                 fresh.append(contact)  # no usable (updated, id): the stream reports it
-            elif key in self._passed_on or (self._since is not None and key[0] < self._since):
+            elif key in self._passed_on or key[0] < floor:
                 self.stats.reread += 1
-            elif self._newest is not None and key < self._newest:
+            elif self._newest is not None and key[0] < self._newest:
                 if self._sent_ahead:
                     # Answers to requests sent together can cross: this one was evaluated
                     # before one already taken, and the contact has since been updated (its
                     # new version is further on) or deleted.
                     self.stats.reread += 1
+                elif key[0] >= self._next_run_reads_from:
+                    self.stats.deferred += 1  # dated during this sync: the next run reads it
                 else:
-                    # Only a contact written with an ``updated`` older than ones already synced
-                    # can land here; emitting it would break the order the bookmark relies on.
-                    self.stats.behind_bookmark += 1
+                    raise PagingError(_behind(request, contact, self._newest))
             else:
                 fresh.append(contact)
                 self._passed_on.add(key)
-                self._newest = key
+                self._newest = key[0]
 
         self._plan_next(request, page, keys)
         return fresh
+
+    def _read_before(self, request: PageRequest) -> str:
+        """Contacts dated before this were read before ``request`` (or before the bookmark)."""
+        floor = widen(request.date) if request.date is not None else ""
+        return max(floor, self._since or "")
+
+    def _missed(self, keys: list[Key | None], floor: str) -> list[Key]:
+        """Contacts before the join point never read, that no later run would read either.
+
+        In a list whose order holds, everything before a contact already read was read too;
+        contacts dated during this sync are exempt (they may be new, and the next run reads them).
+        """
+        return [
+            key
+            for key in keys
+            if key is not None
+            and key not in self._passed_on
+            and floor <= key[0] < self._next_run_reads_from
+        ]
 
     def _join_point(self, keys: list[Key | None]) -> int | None:
         """Index in the new page of the last contact the previous window also had."""
@@ -200,8 +315,26 @@ class ContactsPaginator:
     def _slide_back(self, request: PageRequest) -> None:
         """The window no longer meets the last one: contacts left before it; look further back."""
         self.stats.slid_back += 1
-        limit, page = _overlapping_window(request.offset - 1, self._overlap, self._window)
-        self.current = PageRequest(date=request.date, page=page, limit=limit)
+        self.current = self._tie_window(request.date, request.offset - 1) or PageRequest(
+            date=request.date, page=0, limit=self._first_limit()
+        )
+
+    def _take_probe(self, page: list[dict[str, t.Any]]) -> None:
+        """An empty probe proves the list ended; otherwise ask the date's first page again."""
+        self._probing = False
+        if not page:
+            self.finished = True
+            return
+        self._probe_hits += 1
+        if self._probe_hits >= MAX_PROBE_HITS:
+            raise PagingError(
+                f"Heymarket kept answering with at most {self._largest_answer} contacts whatever "
+                "limit was asked, and listed more after them: too few to page through contacts "
+                "that share one updated time without losing any"
+            )
+        # There was more than the answer showed: assume no cap until an answer says otherwise.
+        self._maybe_capped = False
+        self.current = PageRequest(self.current.date, page=0, limit=self._first_limit())
 
     def _plan_next(
         self, request: PageRequest, page: list[dict[str, t.Any]], keys: list[Key | None]
@@ -213,8 +346,18 @@ class ContactsPaginator:
                 self._sent_ahead = False
                 self._windows_left = 0
                 return
-            self.finished = True
-            return
+            if not page or len(page) < min(request.limit, self._largest_answer):
+                # Shorter than Heymarket has answered before: the list ends here.
+                self.finished = True
+                return
+            # As long as anything Heymarket has sent: the end, or a cap on answers. Read on.
+            self._maybe_capped = True
+        if len(page) > self._largest_answer:
+            self._largest_answer = len(page)
+            self._probe_hits = 0
+            self._answers_at_cap = 0
+        if self._maybe_capped and len(page) == self._largest_answer:
+            self._answers_at_cap += 1
         placed = [key for key in keys if key is not None]
         if not placed:
             # A full page with nothing sortable in it: step over it by offset.
@@ -222,27 +365,37 @@ class ContactsPaginator:
             self.current = PageRequest(request.date, request.page + 1, request.limit)
             return
         self._last_window = placed
-        if self._windows_left > 0:
+        window = self._ahead_window()
+        if self._windows_left > 0 and window:
             # The next of the windows planned on this ``date`` (``upcoming()`` named it).
             self._windows_left -= 1
             limit, page_number = _overlapping_window(
-                request.offset + len(page) - 1, AHEAD_OVERLAP, self._window
+                request.offset + len(page) - 1, AHEAD_OVERLAP, window
             )
             self.current = PageRequest(date=request.date, page=page_number, limit=limit)
             return
-        next_date = query_date(placed[-1][0])
+        next_date = query_date(max(key[0] for key in placed))
         if request.date is None or next_date > request.date:
             floor = widen(next_date)
             self._passed_on = {key for key in self._passed_on if key[0] >= floor}
             self._last_window = []
             self._windows_left = self.windows_per_date - 1
             self._sent_ahead = self._windows_left > 0
-            self.current = PageRequest(date=next_date, page=0, limit=self._page_size)
+            self.current = PageRequest(date=next_date, page=0, limit=self._first_limit())
             return
-        limit, page_number = _overlapping_window(
-            request.offset + len(page) - 1, self._overlap, self._window
-        )
-        self.current = PageRequest(date=request.date, page=page_number, limit=limit)
+        window_request = self._tie_window(request.date, request.offset + len(page) - 1)
+        if window_request is None:
+            # No window fits: ask for the one contact after this answer, which proves the end
+            # if there is none (a limit of one makes the offset the same under every reading).
+            self.stats.probes += 1
+            self._probing = True
+            window_request = PageRequest(request.date, page=request.offset + len(page), limit=1)
+        self.current = window_request
+
+
+def _overlap(window: int) -> int:
+    """Contacts a tie window repeats of the one before: a tenth, and at least one."""
+    return max(1, window // 10)
 
 
 def _key(contact: dict[str, t.Any]) -> Key | None:
@@ -250,3 +403,38 @@ def _key(contact: dict[str, t.Any]) -> Key | None:
     if updated is None or contact_id is None:
         return None
     return updated, contact_id
+
+
+def _check_sorted(request: PageRequest, page: list[dict[str, t.Any]]) -> None:
+    """Raise unless the page is sorted by ``updated``, oldest first, as the request asked."""
+    before: dict[str, t.Any] | None = None
+    for contact in page:
+        if contact.get("updated") is None:
+            continue
+        if before is not None and contact["updated"] < before["updated"]:
+            raise PagingError(
+                f"Heymarket's answer to {request} was not sorted by updated, oldest first, as "
+                f"asked (contact {contact.get('id')} updated {contact['updated']} came after "
+                f"contact {before.get('id')} updated {before['updated']}); the tap relies on "
+                "that order, so it stopped without bookmarking past it"
+            )
+        before = contact
+
+
+def _unstable_order(request: PageRequest, missed: list[Key]) -> str:
+    updated, contact_id = missed[0]
+    return (
+        f"Heymarket listed contacts that share one updated time in a different order on two "
+        f"requests ({request}: contact {contact_id}, updated {updated}, and {len(missed) - 1} "
+        "more appeared where contacts already read had been); paging through them by offset "
+        "could skip some, so the tap stopped without bookmarking past them"
+    )
+
+
+def _behind(request: PageRequest, contact: dict[str, t.Any], newest: str) -> str:
+    return (
+        f"Heymarket listed contact {contact['id']} (updated {contact['updated']}) after contacts "
+        f"updated up to {newest} ({request}): the list is not in updated order, or the contact "
+        "was written with an earlier time; the tap stopped without bookmarking past it (if an "
+        "earlier run's bookmark is already later, sync once from a start_date before it)"
+    )

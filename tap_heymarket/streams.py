@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 import typing as t
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from singer_sdk import typing as th
@@ -18,13 +20,16 @@ from tap_heymarket.client import (
     MovingAverage,
     in_flight_target,
 )
-from tap_heymarket.normalize import NormalizeReport, decode_contacts, normalize_timestamp
-from tap_heymarket.pagination import ContactsPaginator, PageRequest
+from tap_heymarket.normalize import (
+    TIMESTAMP_FORMAT,
+    NormalizeReport,
+    decode_contacts,
+    normalize_timestamp,
+)
+from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
 from tap_heymarket.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
-    import datetime
-
     from singer_sdk.helpers.types import Context, Record
 
 #: Pages between STATE messages: what an interrupted run reads again, at most.
@@ -39,6 +44,27 @@ _JSON_ARRAY = th.CustomType({"type": ["array", "null"]})
 
 
 _Page = tuple[list[dict[str, t.Any]], NormalizeReport]
+#: How far ahead of this machine's clock Heymarket's may run before a contact counts as
+#: dated in the future.
+_CLOCK_SKEW = datetime.timedelta(minutes=1)
+
+
+def _fixed_width(instant: datetime.datetime) -> str:
+    """An aware datetime in the tap's fixed-width UTC form, comparable with record timestamps."""
+    return instant.astimezone(datetime.timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+@dataclass
+class _Findings:
+    """What a sync found wrong with the data, for the log lines at its end."""
+
+    report: NormalizeReport = field(default_factory=NormalizeReport)
+    #: Where in Heymarket's answers (request and index) each contact without an id stood.
+    unkeyed: list[str] = field(default_factory=list)
+    #: Ids of contacts without a usable ``updated``.
+    undated: list[int] = field(default_factory=list)
+    #: Contacts dated in the future.
+    future: list[dict[str, t.Any]] = field(default_factory=list)
 
 
 class _Prefetch:
@@ -137,7 +163,10 @@ class ContactsStream(HeymarketStream):
         th.Property("assigned_user_id", th.IntegerType),
         th.Property(
             "custom",
-            th.ObjectType(additional_properties=True),
+            # Without a ``properties`` key (``ObjectType`` adds an empty one), so that flattening
+            # keeps the object whole as one JSON column: an empty ``properties`` makes the SDK
+            # spread it into ``custom__<id>`` keys that no schema declares, and targets drop them.
+            th.CustomType({"type": ["object", "null"], "additionalProperties": True}),
             description="Custom fields keyed by custom-field id",
         ),
         th.Property(
@@ -160,14 +189,26 @@ class ContactsStream(HeymarketStream):
         self._extracted_at: datetime.datetime = utc_now()
         #: The newest dated record written since the bookmark last moved (and its context).
         self._unbooked: tuple[Record, Context | None] | None = None
+        #: When this sync began, fixed-width: the bookmark never passes it (see ``get_records``).
+        self._signpost = _fixed_width(utc_now())
+
+    @cached_property
+    def _left_out(self) -> frozenset[str]:
+        """Properties the input catalog's schema does not have: records must go without them.
+
+        The SDK drops them while conforming types, which this stream skips (the normaliser
+        already typed every value), so ``_write_record_message`` drops them itself.
+        """
+        declared = self.effective_schema.get("properties", {})
+        return frozenset(self.schema["properties"]) - frozenset(declared)
 
     @cached_property
     def _direct_record_output(self) -> tuple[BufferedMsgSpecWriter, str] | None:
         """The tap's writer and the stream's name, if records can go to it as they are.
 
-        They can when nothing is deselected, no stream map or flattening applies and the
-        writer is this tap's own: the SDK's per-record mapping walk would change nothing.
-        Decided once, at the first record.
+        They can when nothing is deselected or left out of the catalog's schema, no stream map
+        or flattening applies and the writer is this tap's own: the SDK's per-record mapping
+        walk would change nothing. Decided once, at the first record.
         """
         maps = self.stream_maps
         writer = self._tap.message_writer
@@ -176,6 +217,7 @@ class ContactsStream(HeymarketStream):
             and type(maps[0]) is SameRecordTransform
             and not maps[0].flattening_enabled
             and all(self.mask.values())
+            and not self._left_out
             and isinstance(writer, BufferedMsgSpecWriter)
         ):
             return writer, maps[0].stream_alias
@@ -188,6 +230,9 @@ class ContactsStream(HeymarketStream):
         """
         output = self._direct_record_output
         if output is None:
+            if left_out := self._left_out:
+                # A copy: the bookmark still reads ``updated`` if the catalog left it out.
+                record = {name: value for name, value in record.items() if name not in left_out}
             super()._write_record_message(record)
             return
         writer, stream = output
@@ -217,9 +262,16 @@ class ContactsStream(HeymarketStream):
             self._unbooked = (latest_record, context)
 
     def _advance_bookmark(self) -> None:
+        """Move the bookmark to the last dated record written, but never past the signpost.
+
+        A contact dated after the sync began (changed during it, or dated in the future by a
+        bad import or a skewed clock) must not carry the bookmark past edits made before it.
+        """
         if self._unbooked is not None:
             record, context = self._unbooked
             self._unbooked = None
+            if record["updated"] > self._signpost:
+                record = {**record, "updated": self._signpost}
             super()._increment_stream_state(record, context=context)
 
     def _write_state_message(self) -> None:
@@ -233,7 +285,7 @@ class ContactsStream(HeymarketStream):
         super()._finalize_state(state)
 
     def get_replication_key_signpost(self, context: Context | None) -> None:
-        """No signpost: the stream is sorted, so the bookmark is always the last emitted ``updated``."""
+        """None for the SDK, whose signpost only caps unsorted streams: this sorted one caps its own."""
         return
 
     def compare_start_date(self, value: str, start_date_value: str) -> str:
@@ -241,15 +293,34 @@ class ContactsStream(HeymarketStream):
         return value
 
     def sync_start(self, context: Context | None) -> str | None:
-        """Fixed-width timestamp to sync from: the bookmark, else ``start_date``, else None."""
+        """Fixed-width timestamp to sync from: the bookmark, else ``start_date``, else None.
+
+        A bookmark that is not a date-time, or is in the future, ends the sync before any
+        request: every rerun would fail on it the same way, or skip without a word every contact
+        changed until then. An hour's grace allows for Heymarket's clock, which wrote it,
+        running ahead of this machine's.
+        """
         bookmark = self.get_starting_replication_key_value(context)
-        if bookmark:
-            return normalize_timestamp(bookmark)
-        start_date = self.config.get("start_date")
-        return normalize_timestamp(start_date) if start_date else None
+        if not bookmark:
+            start_date = self.config.get("start_date")
+            return normalize_timestamp(start_date) if start_date else None
+        try:
+            start = normalize_timestamp(bookmark)
+        except ValueError as exc:  # the normaliser's InvalidTimestampError, quoting the value
+            problem = str(exc)
+        else:
+            latest = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+            if start is None or start <= t.cast(str, normalize_timestamp(latest)):
+                return start
+            problem = f"{bookmark!r} is in the future"
+        msg = f"state: the {self.name} bookmark {problem}; fix or clear the state"
+        raise HeymarketAPIError(msg)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Contacts in ascending (``updated``, ``id``) order, each new contact once.
+        """Contacts in ascending ``updated`` order, each new contact once.
+
+        When Heymarket answers in a way the paging cannot get through without risking a lost
+        contact (see ``pagination``), the sync fails without a STATE past what was emitted.
 
         The next page is requested as soon as the current one is parsed, so the wait for it
         overlaps the writing of the current page's records; when the API's latency is longer
@@ -257,10 +328,10 @@ class ContactsStream(HeymarketStream):
         (see ``pagination``), up to ``MAX_IN_FLIGHT`` at once.
         """
         since = self.sync_start(context)
-        paginator = ContactsPaginator(page_size=self.config["page_size"], since=since)
-        report = NormalizeReport()
-        unkeyed: list[str] = []
-        undated: list[int] = []
+        paginator = ContactsPaginator(
+            page_size=self.config["page_size"], since=since, signpost=self._signpost
+        )
+        found = _Findings()
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         # Made here, once: the fetching threads share them.
         _ = self.authenticator, self.pacer, self._session, self.latency
@@ -292,46 +363,74 @@ class ContactsStream(HeymarketStream):
                 raise
             started = time.monotonic()
             self._extracted_at = pending.received_at
-            report.merge(page_report)
+            found.report.merge(page_report)
             # Where in Heymarket's answer (request and index) a contact without an id stood.
-            unkeyed.extend(
+            found.unkeyed.extend(
                 f"date={request.date} page={request.page} limit={request.limit} #{index}"
                 for index, contact in enumerate(page)
                 if contact.get("id") is None
             )
-            fresh = paginator.advance(page)
+            try:
+                fresh = paginator.advance(page)
+            except PagingError as exc:
+                # No STATE: the answers so far may not be what they seemed. A rerun starts from
+                # the last STATE written, which the records before it fully back.
+                raise HeymarketAPIError(str(exc)) from None
             if not paginator.finished:
                 send_ahead()
+            # Later than the page's arrival (and a minute's clock skew): dated in the future.
+            now = _fixed_width(pending.received_at + _CLOCK_SKEW)
             for contact in fresh:
                 if contact.get("id") is None:
                     continue  # listed in ``unkeyed`` above
                 if contact.get("updated") is None:
                     contact["updated"] = None  # the SDK's bookmarking needs the key present
-                    undated.append(contact["id"])
+                    found.undated.append(contact["id"])
+                elif contact["updated"] > now:
+                    found.future.append(contact)
                 yield contact
             if paginator.finished:
                 break
             busy.observe(time.monotonic() - started)
-        self._log_summary(paginator, report, unkeyed, undated, in_flight.unused)
+        self._log_summary(paginator, found, in_flight.unused)
 
-    def _log_summary(
-        self,
-        paginator: ContactsPaginator,
-        report: NormalizeReport,
-        unkeyed: list[str],
-        undated: list[int],
-        unused: int,
-    ) -> None:
+    def _log_summary(self, paginator: ContactsPaginator, found: _Findings, unused: int) -> None:
+        report, unkeyed, undated, future = found.report, found.unkeyed, found.undated, found.future
+        if future:
+            self.logger.warning(
+                "%d contacts were dated in the future (latest: contact %s, updated %s); they were "
+                "synced, and the bookmark stays at the sync's start (%s) so that no edit made "
+                "before them is skipped: every run reads them again until that date passes",
+                len(future),
+                future[-1]["id"],
+                future[-1]["updated"],
+                self._signpost,
+            )
         stats = paginator.stats
         self.logger.info(
             "Contacts sync done: %d requests, %d contacts read, %d re-reads skipped, "
-            "%d window slides, %d requests sent ahead and not needed",
+            "%d window slides, %d end-of-list probes, %d requests sent ahead and not needed",
             stats.requests,
             stats.contacts_read,
             stats.reread,
             stats.slid_back,
+            stats.probes,
             unused,
         )
+        if paginator.capped_at is not None:
+            self.logger.warning(
+                "Heymarket answered with at most %d contacts when asked for %d: paged with %d "
+                "(more requests against the rate limit; lower page_size to match)",
+                paginator.capped_at,
+                self.config["page_size"],
+                paginator.capped_at,
+            )
+        if stats.deferred:
+            self.logger.info(
+                "%d contacts changed during the sync were listed out of order; the next run "
+                "reads them (the bookmark stops at the sync's start)",
+                stats.deferred,
+            )
         if report.unknown_fields:
             self.logger.info(
                 "Heymarket sent fields the schema does not have (not synced): %s",
@@ -353,10 +452,4 @@ class ContactsStream(HeymarketStream):
                 "%d contacts had no usable updated time; synced without one (ids: %s)",
                 len(undated),
                 ", ".join(map(str, undated[:20])),
-            )
-        if stats.behind_bookmark:
-            self.logger.error(
-                "%d contacts arrived with an updated time older than contacts already synced "
-                "in this run and were not synced; a full refresh picks them up",
-                stats.behind_bookmark,
             )

@@ -4,7 +4,9 @@ Acceptance tests, the demo and the benchmarks talk to it over real sockets, so i
 client can observe of the vendor: JWT / API-key auth, body validation with ``bad_data`` errors,
 date filtering and paging, Go-style timestamps, rate limiting, faults (5xx, HTML pages, cut
 connections, hangs, truncated JSON) and data that changes between requests. Where the vendor's
-behaviour is unknown (inclusive or exclusive ``date``, comparison precision) it is a knob.
+behaviour is unknown (inclusive or exclusive ``date``, comparison precision, the order inside a
+tie, a cap on ``limit``) it is a knob, and so are misbehaviours a client must catch (answers
+newest first whatever ``ascending`` says, shuffled pages, contacts dated in the future).
 
 Contacts are stored as their JSON text, in a list kept sorted by ``(updated, id)`` (a write
 re-serialises one contact and moves it; nothing is ever re-sorted), so a page is a bisect on the
@@ -36,7 +38,7 @@ import traceback
 import unicodedata
 import uuid
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,7 +81,17 @@ CONFIG_KNOBS: dict[str, tuple[type, ...]] = {
     "changes_per_request": (int,),
     "creates_per_request": (int,),
     "hang_seconds": (int, float),
+    "tie_order": (str,),
+    "order": (str,),
+    "max_limit": (int, type(None)),
 }
+#: Orders the fake may give contacts that share one ``updated`` (the docs say nothing of it):
+#: by id, by id descending, by id compared as text, by a stable hash of the id, or a new random
+#: order on every request ("unstable").
+TIE_ORDERS = ("id", "id-desc", "id-text", "hash", "unstable")
+#: How the fake sorts an answer: as asked, always newest first (``ascending`` ignored), or as
+#: asked and then each page shuffled.
+ORDERS = ("as-asked", "newest-first", "shuffled")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
@@ -764,6 +776,10 @@ class FakeHeymarket:
         self.changes_per_request = 0
         self.creates_per_request = 0
         self.hang_seconds = 30.0
+        self.tie_order = "id"
+        self.order = "as-asked"
+        #: Most contacts one answer holds whatever ``limit`` says (offsets use the capped limit).
+        self.max_limit: int | None = None
         # observability
         self.requests: list[dict[str, Any]] = []
         self.status_counts: collections.Counter[int] = collections.Counter()
@@ -783,6 +799,7 @@ class FakeHeymarket:
         self._next_id = 10_000_001
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(seed + 1)
+        self._order_rng = random.Random(seed + 2)
         self._gen = _Generator(self._rng)
         self._faults: collections.deque[str] = collections.deque()
         self._hits: collections.deque[float] = collections.deque()
@@ -919,6 +936,16 @@ class FakeHeymarket:
                 text, _UNPARSEABLE_US if updated_us is None else updated_us, *_id_key(record)
             )
 
+    def add_raw_json(self, text: str, updated: str | None, id: int | None) -> None:
+        r"""Insert one contact's exact JSON ``text``, sorted by ``updated`` and ``id``.
+
+        For what ``add_raw`` cannot write: a lone ``\ud800`` JSON escape, or a lone surrogate
+        character, which goes out as the invalid UTF-8 bytes ED A0 80.
+        """
+        updated_us = _parse_ns(updated) // 1000 if updated is not None else _UNPARSEABLE_US
+        with self._lock:
+            self._insert(text, updated_us, *_id_key({} if id is None else {"id": id}))
+
     def queue_faults(self, *kinds: str) -> None:
         """Give the next list requests these faults, in order, before ``fail_rate`` applies."""
         unknown = set(kinds) - FAULT_KINDS
@@ -967,7 +994,6 @@ class FakeHeymarket:
         if id_kind == 0 and id_value not in self._key_of:
             self._register(id_value, key)
             self._next_id = max(self._next_id, id_value + 1)
-        self._newest_us = max(self._newest_us, updated_us)
 
     def _remove(self, cid: int) -> str:
         """Unlink contact ``cid`` from the store and the id index; returns its JSON."""
@@ -991,6 +1017,10 @@ class FakeHeymarket:
 
     def _page(self, limit: int, page: int, date_ns: int | None, ascending: bool) -> bytes:
         """One page as bytes: bisect on the date threshold, slice, join the stored JSON."""
+        if self.max_limit is not None:
+            limit = min(limit, self.max_limit)
+        if self.order == "newest-first":
+            ascending = False
         with self._lock:
             n = len(self._keys)
             low = 0
@@ -1003,16 +1033,30 @@ class FakeHeymarket:
                 else:
                     threshold = -(-date_ns // 1000)
                 low = bisect_left(self._keys, (threshold,))
+            rows = range(low, n) if self.tie_order == "id" else self._tie_ordered(low)
             skip = page * limit
             if ascending:
-                start, stop = low + skip, min(low + skip + limit, n)
+                chosen = rows[skip : skip + limit]
             else:
-                stop = n - skip
-                start = max(stop - limit, low)
-            chunk = self._json[start:stop] if start < stop else []
-        if not ascending:
-            chunk.reverse()
+                stop = len(rows) - skip
+                chosen = rows[max(stop - limit, 0) : max(stop, 0)][::-1]
+            chunk = [self._json[index] for index in chosen]
+        if self.order == "shuffled":
+            self._order_rng.shuffle(chunk)
         return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
+
+    def _tie_ordered(self, low: int) -> list[int]:
+        """Store indexes from ``low`` on, sorted by ``updated`` and then by the tie order."""
+        keys = self._keys
+        if self.tie_order == "unstable":
+            rng = self._order_rng
+            return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], rng.random()))
+        tie_key: Callable[[Any], Any] = {
+            "id-desc": lambda cid: -cid if _is_int(cid) else 0,
+            "id-text": str,
+            "hash": lambda cid: hashlib.sha256(str(cid).encode()).digest(),
+        }[self.tie_order]
+        return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], tie_key(keys[i][2])))
 
     def _churn(self) -> None:
         """Make the data change between requests: the configured updates and creates."""
@@ -1125,6 +1169,12 @@ class FakeHeymarket:
                 raise TypeError(f"{name} has the wrong type: {value!r}")
         if knobs.get("date_precision", "full") not in ("full", "second"):
             raise ValueError("date_precision must be 'full' or 'second'")
+        if knobs.get("tie_order", "id") not in TIE_ORDERS:
+            raise ValueError(f"tie_order must be one of {TIE_ORDERS}")
+        if knobs.get("order", "as-asked") not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}")
+        if knobs.get("max_limit") is not None and knobs["max_limit"] < 1:
+            raise ValueError("max_limit must be at least 1")
         if knobs.get("retry_after") not in (None, "seconds", "http-date"):
             raise ValueError("retry_after must be null, 'seconds' or 'http-date'")
         if "fail_kinds" in knobs:
@@ -1154,6 +1204,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fail-rate", type=float, default=0.0)
     parser.add_argument("--date-exclusive", action="store_true")
     parser.add_argument("--date-precision", choices=("full", "second"), default="full")
+    parser.add_argument("--tie-order", choices=TIE_ORDERS, default="id")
+    parser.add_argument("--order", choices=ORDERS, default="as-asked")
+    parser.add_argument("--max-limit", type=int, default=None)
     parser.add_argument("--secret-id", default="fake-secret-id")
     parser.add_argument("--secret-key", default="fake-secret-key")
     parser.add_argument("--api-key", default=None)
@@ -1176,6 +1229,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail_rate=args.fail_rate,
         date_exclusive=args.date_exclusive,
         date_precision=args.date_precision,
+        tie_order=args.tie_order,
+        order=args.order,
+        max_limit=args.max_limit,
     )
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -1,32 +1,72 @@
 """The paginator against an in-memory model of the list endpoint (no HTTP): nothing is ever lost.
 
 The model changes contacts between every two requests, the way a live account does during a
-sync; hypothesis varies the seed, the page size, the churn, ties and the API's ``date`` reading.
+sync; hypothesis varies the seed, the page size, the churn, ties and every reading of the API
+the docs allow: ``date`` inclusive or exclusive at full or second precision, any order inside a
+tie (stable or not), a server that caps ``limit`` (offsets by the limit asked or the one served),
+and one that ignores ``ascending`` or shuffles its pages.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_heymarket.normalize import TIMESTAMP_FORMAT
-from tap_heymarket.pagination import ContactsPaginator, PageRequest, _overlapping_window
+from tap_heymarket.pagination import (
+    ContactsPaginator,
+    PageRequest,
+    PagingError,
+    _overlapping_window,
+)
 
 BASE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+#: The sync's start: contacts changed during the sync are dated after it (see ``sync``).
+SIGNPOST = "2030-01-01T00:00:00.000000Z"
+#: Stable orders a server may give contacts that share one ``updated``.
+STABLE_TIE_ORDERS = ("id", "id-desc", "id-text", "hash")
+
+
+def _tie_key(order: str, contact_id: int, rng: random.Random) -> object:
+    if order == "id":
+        return contact_id
+    if order == "id-desc":
+        return -contact_id
+    if order == "id-text":
+        return str(contact_id)
+    if order == "hash":
+        return hashlib.sha256(str(contact_id).encode()).digest()
+    return rng.random()  # "unstable": a new order on every request
 
 
 class ListModel:
-    """Contacts sorted by (updated, id); ``date`` inclusive or exclusive, at full or second precision."""
+    """Contacts sorted by ``updated``, answered the way one reading of the docs would."""
 
     def __init__(
-        self, rng: random.Random, size: int, tie: int, *, exclusive: bool, by_second: bool
+        self,
+        rng: random.Random,
+        size: int,
+        tie: int,
+        *,
+        exclusive: bool,
+        by_second: bool,
+        tie_order: str = "id",
+        order: str = "asked",
+        cap: int | None = None,
+        offset_by_cap: bool = False,
     ):
         self.rng = rng
         self.exclusive = exclusive
         self.by_second = by_second
+        self.tie_order = tie_order
+        self.order = order
+        self.cap = cap
+        self.offset_by_cap = offset_by_cap
         self.clock = BASE
         self.contacts: dict[int, str] = {}
         for contact_id in range(1, size + 1):
@@ -35,14 +75,28 @@ class ListModel:
                     microseconds=rng.choice([1, 250_000, 700_000, 3_000_000])
                 )
             self.contacts[contact_id] = self.clock.strftime(TIMESTAMP_FORMAT)
+        # What changes during the sync is dated after its start, as on a live account.
+        self.clock = datetime.datetime(2030, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc)
         self.next_id = size + 1
+        self.changed: set[int] = set()
 
     def answer(self, request: PageRequest) -> list[dict]:
-        rows = sorted(((updated, cid) for cid, updated in self.contacts.items()))
+        rows = sorted(
+            (updated, _tie_key(self.tie_order, cid, self.rng), cid)
+            for cid, updated in self.contacts.items()
+        )
         if request.date is not None:
             rows = [row for row in rows if self._after(row[0], request.date)]
-        page = rows[request.offset : request.offset + request.limit]
-        return [{"id": cid, "updated": updated} for updated, cid in page]
+        if self.order == "newest-first":
+            rows.reverse()
+        limit = request.limit if self.cap is None else min(request.limit, self.cap)
+        offset = request.page * (limit if self.offset_by_cap else request.limit)
+        page = [
+            {"id": cid, "updated": updated} for updated, _, cid in rows[offset : offset + limit]
+        ]
+        if self.order == "shuffled":
+            self.rng.shuffle(page)
+        return page
 
     def _after(self, updated: str, date: str) -> bool:
         left = updated[:19] if self.by_second else updated
@@ -53,10 +107,32 @@ class ListModel:
         for contact_id in self.rng.sample(sorted(self.contacts), min(updates, len(self.contacts))):
             self.clock += datetime.timedelta(microseconds=self.rng.choice([1, 400_000]))
             self.contacts[contact_id] = self.clock.strftime(TIMESTAMP_FORMAT)
+            self.changed.add(contact_id)
         for _ in range(creates):
             self.clock += datetime.timedelta(microseconds=1)
             self.contacts[self.next_id] = self.clock.strftime(TIMESTAMP_FORMAT)
             self.next_id += 1
+
+
+def assert_no_gap_behind(emitted: list[dict], at_start: dict[int, str], changed: set[int]) -> None:
+    """Every prefix of the output could be bookmarked: nothing unchanged before it is missing.
+
+    A bookmark at the prefix's newest ``updated`` makes the next run re-read from there, so a
+    contact present at the start, never changed, dated before that and not emitted is lost.
+    """
+    seen: set[int] = set()
+    newest = ""
+    expected = sorted((updated, cid) for cid, updated in at_start.items() if cid not in changed)
+    waiting = 0  # index into ``expected`` of the first contact not yet known to be emitted
+    for contact in emitted:
+        seen.add(contact["id"])
+        newest = max(newest, contact["updated"])
+        while waiting < len(expected) and expected[waiting][0] < newest:
+            assert expected[waiting][1] in seen, (
+                f"contact {expected[waiting][1]} ({expected[waiting][0]}) is missing behind "
+                f"a bookmark of {newest}"
+            )
+            waiting += 1
 
 
 def sync(
@@ -75,12 +151,15 @@ def sync(
 
     (Churn has to stop at some point: a sync with one contact per page never outruns an
     account that gains two contacts per request.)
+
+    Returns what was emitted, the paginator and the error that stopped it, if one did.
     """
-    paginator = ContactsPaginator(page_size=page_size, since=since)
+    paginator = ContactsPaginator(page_size=page_size, since=since, signpost=SIGNPOST)
     paginator.windows_per_date = in_flight
     sent: dict[PageRequest, list[dict] | None] = {}  # None: not answered yet
     emitted: list[dict] = []
     answers = 0
+    error = None
     while not paginator.finished:
         wanted = paginator.upcoming(in_flight)
         sent = {request: sent.get(request) for request in wanted}
@@ -90,12 +169,16 @@ def sync(
             answers += 1
             if answers < 300:
                 model.churn(updates, creates)
-        emitted.extend(paginator.advance(sent.pop(paginator.current)))
+        try:
+            emitted.extend(paginator.advance(sent.pop(paginator.current)))
+        except PagingError as exc:
+            error = exc
+            break
         assert paginator.stats.requests < 50_000, "paging does not terminate"
-    return emitted, paginator
+    return emitted, paginator, error
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     size=st.integers(0, 700),
@@ -105,75 +188,165 @@ def sync(
     creates=st.integers(0, 2),
     exclusive=st.booleans(),
     by_second=st.booleans(),
+    tie_order=st.sampled_from(STABLE_TIE_ORDERS),
+    cap=st.sampled_from([None, None, 30, 50]),
+    offset_by_cap=st.booleans(),
     in_flight=st.sampled_from([1, 2, 4]),
 )
 def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
-    seed, size, tie, page_size, updates, creates, exclusive, by_second, in_flight
+    seed,
+    size,
+    tie,
+    page_size,
+    updates,
+    creates,
+    exclusive,
+    by_second,
+    tie_order,
+    cap,
+    offset_by_cap,
+    in_flight,
 ):
     model = ListModel(
-        random.Random(seed), size, min(tie, size), exclusive=exclusive, by_second=by_second
+        random.Random(seed),
+        size,
+        min(tie, size),
+        exclusive=exclusive,
+        by_second=by_second,
+        tie_order=tie_order,
+        cap=cap,
+        offset_by_cap=offset_by_cap,
     )
-    at_start = set(model.contacts)
+    at_start = dict(model.contacts)
 
-    emitted, paginator = sync(model, page_size, None, updates, creates, in_flight)
+    emitted, _, error = sync(model, page_size, None, updates, creates, in_flight)
 
+    assert error is None
+    updated = [c["updated"] for c in emitted]
+    assert updated == sorted(updated), "contacts must leave in updated order"
     keys = [(c["updated"], c["id"]) for c in emitted]
-    assert keys == sorted(keys), "contacts must leave in (updated, id) order"
     assert len(keys) == len(set(keys)), "a contact version is emitted once"
-    assert at_start <= {c["id"] for c in emitted}, "a contact present at the start was lost"
-    assert paginator.stats.behind_bookmark == 0
+    assert set(at_start) <= {c["id"] for c in emitted}, "a contact present at the start was lost"
+    assert_no_gap_behind(emitted, at_start, model.changed)
 
 
-def test_a_250_contact_tie_is_read_whole_while_its_members_are_updated():
-    model = ListModel(random.Random(7), 300, 250, exclusive=True, by_second=True)
-    at_start = set(model.contacts)
+@pytest.mark.parametrize("tie_order", STABLE_TIE_ORDERS)
+def test_a_300_contact_tie_in_any_stable_order_is_read_whole_while_its_members_change(tie_order):
+    model = ListModel(
+        random.Random(7), 450, 300, exclusive=True, by_second=True, tie_order=tie_order
+    )
+    at_start = dict(model.contacts)
 
-    emitted, paginator = sync(model, 100, None, updates=5, creates=1)
+    emitted, paginator, error = sync(model, 100, None, updates=5, creates=1)
 
-    assert at_start <= {c["id"] for c in emitted}
-    assert paginator.stats.slid_back >= 0 and paginator.stats.requests < 40
+    assert error is None
+    assert set(at_start) <= {c["id"] for c in emitted}
+    assert paginator.stats.requests < 40
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), page_size=st.sampled_from([7, 30, 100]))
+def test_a_tie_order_that_changes_between_requests_stops_the_sync_before_any_gap(seed, page_size):
+    model = ListModel(
+        random.Random(seed), 450, 300, exclusive=False, by_second=False, tie_order="unstable"
+    )
+    at_start = dict(model.contacts)
+
+    emitted, _, error = sync(model, page_size, None, 0, 0)
+
+    assert_no_gap_behind(emitted, at_start, model.changed)
+    if error is None:
+        assert set(at_start) <= {c["id"] for c in emitted}
+    else:
+        assert "order" in str(error)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    page_size=st.sampled_from([1, 7, 100]),
+    order=st.sampled_from(["newest-first", "shuffled"]),
+    tie=st.sampled_from([0, 250]),
+)
+def test_answers_not_sorted_as_asked_stop_the_sync_before_any_gap(seed, page_size, order, tie):
+    model = ListModel(random.Random(seed), 600, tie, exclusive=False, by_second=False, order=order)
+    at_start = dict(model.contacts)
+
+    emitted, _, error = sync(model, page_size, None, 0, 0)
+
+    assert_no_gap_behind(emitted, at_start, model.changed)
+    if order == "newest-first":
+        assert error is not None and "sorted" in str(error)
+    elif error is None:
+        assert set(at_start) <= {c["id"] for c in emitted}
+
+
+@pytest.mark.parametrize("offset_by_cap", [False, True], ids=["offset-asked", "offset-served"])
+def test_a_server_that_caps_the_limit_is_read_whole_in_one_sync(offset_by_cap):
+    model = ListModel(
+        random.Random(2),
+        600,
+        0,
+        exclusive=False,
+        by_second=False,
+        cap=50,
+        offset_by_cap=offset_by_cap,
+    )
+
+    emitted, paginator, error = sync(model, 100, None, 0, 0)
+
+    assert error is None
+    assert {c["id"] for c in emitted} == set(model.contacts)
+    # 12 pages of 50, and the one request that found out 50 was a cap, not the end.
+    assert paginator.stats.requests <= 14
 
 
 def test_a_resumed_sync_starts_at_the_bookmark_and_re_emits_only_its_ties():
     model = ListModel(random.Random(3), 500, 0, exclusive=False, by_second=False)
-    first, _ = sync(model, 100, None, 0, 0)
+    first, _, _ = sync(model, 100, None, 0, 0)
     bookmark = first[-1]["updated"]
 
-    again, paginator = sync(model, 100, bookmark, 0, 0)
+    again, paginator, _ = sync(model, 100, bookmark, 0, 0)
 
     assert [c["updated"] for c in again] == [bookmark] * len(again)
     assert paginator.current.date is not None
     model.churn(10, 0)
-    changed, _ = sync(model, 100, bookmark, 0, 0)
+    changed, _, _ = sync(model, 100, bookmark, 0, 0)
     assert len({c["id"] for c in changed} - {first[-1]["id"]}) == 10
 
 
 def test_first_request_asks_a_whole_second_before_the_bookmark_in_ascending_order():
-    paginator = ContactsPaginator(page_size=100, since="2024-05-06T07:08:09.500000Z")
+    paginator = ContactsPaginator(
+        page_size=100, since="2024-05-06T07:08:09.500000Z", signpost=SIGNPOST
+    )
     assert paginator.current.body() == {
         "limit": 100,
         "page": 0,
         "ascending": True,
         "date": "2024-05-06T07:08:08Z",
     }
-    assert ContactsPaginator(page_size=25, since=None).current.body() == {
+    assert ContactsPaginator(page_size=25, since=None, signpost=SIGNPOST).current.body() == {
         "limit": 25,
         "page": 0,
         "ascending": True,
     }
 
 
-def test_overlapping_windows_repeat_a_tenth_and_always_advance():
-    for last_index in range(0, 5000, 13):
-        limit, page = _overlapping_window(last_index, 10, 100)
-        start, end = page * limit, page * limit + limit
-        assert start <= max(0, last_index + 1 - 10)
-        assert end > last_index + 1
+def test_overlapping_windows_repeat_what_they_must_and_advance_when_twenty_or_more_wide():
+    # Offsets are multiples of the limit, so a window of at most 7 cannot both repeat and
+    # advance past index 419 (420 is a multiple of 1..7): the paginator then probes instead.
+    for max_limit, overlap in ((100, 10), (20, 2)):
+        for last_index in range(0, 50_000, 7):
+            limit, page = _overlapping_window(last_index, overlap, max_limit)
+            start, end = page * limit, page * limit + limit
+            assert limit <= max_limit
+            assert start <= max(0, last_index + 1 - overlap)
+            assert end > last_index + 1
 
 
 def test_requests_sent_together_are_each_the_next_one_the_paginator_asks_for():
     model = ListModel(random.Random(5), 2000, 0, exclusive=False, by_second=False)
-    paginator = ContactsPaginator(page_size=100, since=None)
+    paginator = ContactsPaginator(page_size=100, since=None, signpost=SIGNPOST)
     paginator.windows_per_date = 4
     paginator.advance(model.answer(paginator.current))  # the date moves: a round of 4 begins
 
@@ -185,7 +358,41 @@ def test_requests_sent_together_are_each_the_next_one_the_paginator_asks_for():
         assert len(paginator.advance(answer)) >= 90, "each window brings mostly new contacts"
     assert paginator.current.page == 0 and paginator.current.date > together[0].date
 
-    emitted, sequential = sync(model, 100, None, 0, 0)
-    emitted_together, in_rounds = sync(model, 100, None, 0, 0, in_flight=4)
+    emitted, sequential, _ = sync(model, 100, None, 0, 0)
+    emitted_together, in_rounds, _ = sync(model, 100, None, 0, 0, in_flight=4)
     assert emitted_together == emitted
     assert in_rounds.stats.requests <= sequential.stats.requests * 1.05
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    cap=st.sampled_from([1, 2, 3, 7]),
+    tie=st.sampled_from([0, 40]),
+    creates=st.integers(0, 1),
+)
+def test_answers_capped_too_small_to_page_ties_end_in_an_error_or_a_whole_sync(
+    seed, cap, tie, creates
+):
+    model = ListModel(random.Random(seed), 120, tie, exclusive=False, by_second=True, cap=cap)
+    at_start = dict(model.contacts)
+
+    emitted, _, error = sync(model, 100, None, 0, creates)
+
+    assert_no_gap_behind(emitted, at_start, model.changed)
+    if error is None:
+        assert set(at_start) <= {c["id"] for c in emitted}
+    else:
+        assert f"at most {cap} contacts" in str(error)
+
+
+def test_an_incremental_sync_with_few_changes_proves_its_end_in_at_most_two_more_requests():
+    model = ListModel(random.Random(4), 300, 0, exclusive=False, by_second=False)
+    first, _, _ = sync(model, 100, None, 0, 0)
+    model.churn(3, 0)
+
+    again, paginator, error = sync(model, 100, first[-1]["updated"], 0, 0)
+
+    assert error is None
+    assert len({c["id"] for c in again}) >= 3
+    assert paginator.stats.requests <= 3

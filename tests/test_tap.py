@@ -194,7 +194,9 @@ def _first_request_body(config: dict, state: dict | None = None) -> dict:
     stream = tap.streams["contacts"]
     stream._write_starting_replication_value(None)  # what the SDK does as a sync starts
     return ContactsPaginator(
-        page_size=stream.config["page_size"], since=stream.sync_start(None)
+        page_size=stream.config["page_size"],
+        since=stream.sync_start(None),
+        signpost="2030-01-01T00:00:00.000000Z",
     ).current.body()
 
 
