@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import os
 import random
 import ssl
+import sys
 import threading
 import time
 import typing as t
@@ -220,10 +222,32 @@ def _describe_body(response: requests.Response) -> str:
     return f"{text[:120]!r}" if text else "an empty body"
 
 
+class _OneLineFailures(logging.Filter):
+    """Drops the SDK's generic "unhandled error" line for a failure that explains itself.
+
+    The SDK logs it from inside its ``except`` block, so the exception being handled tells
+    whether the tap's own one-line message (logged by the CLI) is on its way.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == _SDK_UNHANDLED_ERROR and isinstance(sys.exc_info()[1], HeymarketAPIError)
+        )
+
+
+_SDK_UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
+_ONE_LINE_FAILURES = _OneLineFailures()
+
+
 class HeymarketStream(RESTStream):
     """Base for Heymarket streams: JSON POST endpoints, JWT auth, pacing and retries."""
 
     http_method = "POST"
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A failure the tap explains is one line: "Sync failed: <what Heymarket did>".
+        self.logger.addFilter(_ONE_LINE_FAILURES)
 
     @property
     def url_base(self) -> str:

@@ -355,12 +355,9 @@ def settings_errors(
     if start_date is not None:
         try:
             if normalize_timestamp(start_date) is None:
-                raise InvalidTimestampError(start_date)
-        except InvalidTimestampError:
-            errors.append(
-                f"start_date: {str(start_date)[:40]!r} is not an RFC 3339 date-time "
-                "such as 2024-01-01T00:00:00Z"
-            )
+                raise InvalidTimestampError(f"{str(start_date)[:40]!r} is Go's zero time")
+        except InvalidTimestampError as exc:
+            errors.append(f"start_date: {exc}; use a date-time such as 2024-01-01T00:00:00Z")
 
     for name, (low, high) in _WHOLE_NUMBER_RANGES.items():
         value = config.get(name)

@@ -42,7 +42,8 @@ def join_tie_with_short_ids(fake: FakeHeymarket, n: int) -> None:
 
 
 def error_lines(run: TapRun) -> list[str]:
-    return [line for line in run.stderr.splitlines() if "Sync failed" in line]
+    """Every ERROR line, without the logger's prefix: a failure must be one, saying what failed."""
+    return [line.split("| ")[-1] for line in run.stderr.splitlines() if "| ERROR" in line]
 
 
 @pytest.mark.parametrize("tie_order", ["id", "id-desc", "id-text", "hash"])
@@ -71,6 +72,7 @@ def test_a_tie_order_that_changes_between_requests_fails_in_one_line_without_a_g
         return
     assert run.returncode == 1
     assert len(error_lines(run)) == 1
+    assert error_lines(run)[0].startswith("Sync failed: ")
     assert "in a different order on two requests" in error_lines(run)[0]
     assert "Traceback" not in run.stderr
     assert_bookmark_leaves_no_gap(run, at_start)
@@ -89,6 +91,7 @@ def test_answers_not_sorted_as_asked_fail_in_one_line_without_a_gap(order):
 
     assert run.returncode == 1
     assert len(error_lines(run)) == 1
+    assert error_lines(run)[0].startswith("Sync failed: Heymarket's answer to ")
     assert "was not sorted by updated, oldest first, as asked" in error_lines(run)[0]
     assert "Traceback" not in run.stderr
     assert_bookmark_leaves_no_gap(run, at_start)
