@@ -11,9 +11,13 @@ the target had dropped everything after its last commit.
 
 from __future__ import annotations
 
+import datetime
+import json
 import random
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tap_heymarket.tap import DEFAULT_MAX_REQUESTS_PER_MINUTE
 from testbed.fake_heymarket import FAULT_KINDS, FakeHeymarket
-from testbed.runs import TapRun, interrupt_tap, run_tap, send, tap_config
+from testbed.runs import (
+    TapRun,
+    interrupt_tap,
+    parse_messages,
+    run_tap,
+    send,
+    tap_command,
+    tap_config,
+    write_json,
+)
 
 CONTACTS = 2000
 PAGE_SIZE = 50
@@ -100,6 +113,194 @@ def interrupted(
     )
     out = len(everything & (committed | second.ids))
     return Row(name, len(everything), out, 0, requests, outcome)
+
+
+def misbehaving(
+    name: str,
+    setup: Callable[[FakeHeymarket], None],
+    behave: Callable[[FakeHeymarket], None] | None = None,
+    **settings: object,
+) -> Row:
+    """A sync against a fake that misbehaves; if it fails, a rerun once Heymarket ``behave``s.
+
+    "Out" counts what the first run committed (records before its last STATE) and the rerun
+    emitted: a bookmark past a contact not yet synced would show as lost.
+    """
+    with FakeHeymarket(contacts=CONTACTS, seed=7) as fake:
+        setup(fake)
+        before = _ids(fake)
+        config = tap_config(fake, **{"page_size": PAGE_SIZE, **settings})
+        first = run_tap(config)
+        outcome = _outcome(first)
+        out = first.ids
+        if first.returncode != 0 and behave is not None:
+            said = next(line for line in first.stderr.splitlines() if "Sync failed" in line)
+            behave(fake)
+            rerun = run_tap(config, state=first.states[-1] if first.states else None)
+            out = {record["id"] for record in first.records_before_last_state()} | rerun.ids
+            outcome += f" saying “{said.split('Sync failed: ')[1][:90]}…”; rerun {_outcome(rerun)}"
+        elif "dated in the future" in first.stderr:
+            outcome += ", bookmark stops at the sync's start, WARNING names them"
+        elif "at most" in first.stderr:
+            outcome += ", WARNING names the cap"
+        requests = len(fake.requests)
+    return Row(name, len(before), len(before & out), 0, requests, outcome)
+
+
+def _tie_of(size: int) -> Callable[[FakeHeymarket], None]:
+    """Put ``size`` contacts, a third of them with short ids, on one ``updated``."""
+
+    def setup(fake: FakeHeymarket) -> None:
+        contacts = fake.contacts()
+        tie = contacts[len(contacts) // 2]["updated"]
+        short = list(range(1, size // 3 + 1))
+        long = list(range(90_000_001, 90_000_001 + size - len(short)))
+        for cid in short + long:
+            fake.add_raw({**contacts[0], "id": cid, "updated": tie})
+
+    return setup
+
+
+def _future_dated(fake: FakeHeymarket) -> None:
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)
+    for cid, updated in ((1, "9999-12-31T23:59:59Z"), (2, soon.strftime("%Y-%m-%dT%H:%M:%SZ"))):
+        fake.add_raw({**fake.contacts()[0], "id": cid, "updated": updated})
+
+
+def poison_values() -> Row:
+    """Values that once stopped every run: out of range in UTC, beyond 64 bits, not Unicode."""
+    odd = [
+        {"id": 921, "updated": "9999-12-31T23:59:59-01:00"},
+        {"id": 922, "updated": "2024-01-01T00:00:02Z", "created": "0001-01-01T00:30:00+01:00"},
+        {
+            "id": 923,
+            "updated": "2024-01-01T00:00:03Z",
+            "note": [{"date": "9999-12-31T23:30:00-01:00"}],
+        },
+        {"id": 924, "updated": "2024-01-01T00:00:04Z", "creator_id": 2**63, "rev": -(2**64)},
+        {"id": 2**63, "updated": "2024-01-01T00:00:05Z"},
+    ]
+    not_unicode = {
+        925: '{"id":925,"updated":"2024-01-01T00:00:06Z","first":"Ann\ud800e"}',
+        926: '{"id":926,"updated":"2024-01-01T00:00:07Z","last":"Lee\\ud800"}',
+    }
+    with FakeHeymarket(contacts=CONTACTS, seed=7) as fake:
+        for record in odd:
+            fake.add_raw(record)
+        for contact_id, text in not_unicode.items():
+            fake.add_raw_json(
+                text, json.loads(text.encode("utf-8", "surrogatepass"))["updated"], contact_id
+            )
+        run = run_tap(tap_config(fake, page_size=PAGE_SIZE))
+        requests = len(fake.requests)
+    contacts_in = CONTACTS + len(odd) + len(not_unicode)
+    emitted = len({record["id"] for record in run.records})
+    reported = 1 if "1 contacts had no usable id" in run.stderr else 0
+    warned = sum("replaced by" in line for line in run.stderr.splitlines())
+    return Row(
+        "Poison values: dates out of range in UTC, integers beyond 64 bits, text not Unicode",
+        contacts_in,
+        emitted,
+        reported,
+        requests,
+        f"{_outcome(run)}, {warned} values replaced, a WARNING each",
+    )
+
+
+def refused_before_any_request(name: str, state: dict | None = None, **settings: object) -> Row:
+    """A run whose settings or state cannot be used: one line, no request, nothing bookmarked."""
+    with FakeHeymarket(contacts=CONTACTS, seed=7) as fake:
+        run = run_tap(tap_config(fake, **{"page_size": PAGE_SIZE, **settings}), state=state)
+        requests = len(fake.requests)
+    said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "ERROR" in line]
+    outcome = f"{_outcome(run)} before any request: “{said[0][:80]}”" if said else _outcome(run)
+    return Row(name, CONTACTS, len(run.ids), 0, requests, outcome, refused=True)
+
+
+def _state(bookmark: str) -> dict:
+    return {
+        "bookmarks": {"contacts": {"replication_key": "updated", "replication_key_value": bookmark}}
+    }
+
+
+def catalog_and_flattening() -> list[Row]:
+    """A catalog without ``custom`` drops it; flattening keeps every custom value as JSON."""
+    rows = []
+    with FakeHeymarket(contacts=CONTACTS, seed=7) as fake, tempfile.TemporaryDirectory() as tmp:
+        config = tap_config(fake, page_size=PAGE_SIZE)
+        catalog = json.loads(run_tap(config, "--discover").stdout)
+        del catalog["streams"][0]["schema"]["properties"]["custom"]
+        path = Path(tmp, "catalog.json")
+        path.write_text(json.dumps(catalog))
+        narrow = run_tap(config, "--catalog", str(path))
+        customs = {c["id"]: c.get("custom") for c in fake.contacts() if c.get("custom")}
+        flat = run_tap({**config, "flattening_enabled": True, "flattening_max_depth": 3})
+        requests = len(fake.requests)
+    leaks = sum("custom" in record for record in narrow.records)
+    rows.append(
+        Row(
+            "Catalog with `custom` left out of its schema",
+            CONTACTS,
+            len(narrow.ids),
+            0,
+            requests // 2,
+            f"{_outcome(narrow)}, {leaks} records with `custom`",
+        )
+    )
+    kept = sum(
+        json.loads(record.get("custom") or "null") == customs.get(record["id"])
+        for record in flat.records
+        if record["id"] in customs
+    )
+    declared = set(next(m for m in flat.messages if m["type"] == "SCHEMA")["schema"]["properties"])
+    undeclared = {key for record in flat.records for key in record} - declared
+    rows.append(
+        Row(
+            "`flattening_enabled` (depth 3)",
+            CONTACTS,
+            len(flat.ids),
+            0,
+            requests // 2,
+            f"{_outcome(flat)}, custom fields of {kept} of {len(customs)} contacts kept as declared "
+            f"JSON, {len(undeclared)} undeclared keys",
+        )
+    )
+    return rows
+
+
+def target_stops_reading(at: int) -> Row:
+    """The target dies after ``at`` records: the tap says so and stops; the rerun resumes."""
+    with FakeHeymarket(contacts=CONTACTS, seed=7) as fake, tempfile.TemporaryDirectory() as tmp:
+        config = tap_config(fake, page_size=PAGE_SIZE)
+        argv = [*tap_command(), "--config", str(write_json(Path(tmp), "config.json", config))]
+        with Path(tmp, "stderr.txt").open("w+") as errors:
+            tap = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+            lines = []
+            while sum(line.startswith(b'{"type":"RECORD"') for line in lines) < at:
+                lines.append(tap.stdout.readline())  # type: ignore[union-attr]
+            tap.stdout.close()  # type: ignore[union-attr]
+            returncode = tap.wait(60)
+            errors.seek(0)
+            said = "stopped reading" in errors.read()
+        first = parse_messages(b"".join(lines).decode())
+        states = [m["value"] for m in first if m["type"] == "STATE"]
+        last = max((i for i, m in enumerate(first) if m["type"] == "STATE"), default=-1)
+        committed = {m["record"]["id"] for m in first[:last] if m["type"] == "RECORD"}
+        rerun = run_tap(config, state=states[-1] if states else None)
+        everything = _ids(fake)
+        requests = len(fake.requests)
+    outcome = (
+        f"run 1 exit {returncode}{', one line: the target stopped reading' if said else ''}; "
+        f"rerun {_outcome(rerun)}"
+    )
+    return Row(
+        f"Target stops reading at {at} records (broken pipe), rerun",
+        len(everything),
+        len(everything & (committed | rerun.ids)),
+        0,
+        requests,
+        outcome,
+    )
 
 
 def bad_data() -> Row:
@@ -191,6 +392,53 @@ def scenarios() -> list[Row]:
         row.outcome += ", no retry, no bookmark"
         rows.append(row)
     rows.append(bad_data())
+    rows.append(poison_values())
+    rows.append(
+        refused_before_any_request(
+            "`start_date` out of range once in UTC", start_date="9999-12-31T23:59:59-01:00"
+        )
+    )
+    rows.append(refused_before_any_request("State bookmark `garbage`", _state("garbage")))
+    rows.append(
+        refused_before_any_request(
+            "State bookmark in the future (2999)", _state("2999-01-01T00:00:00Z")
+        )
+    )
+    rows.append(refused_before_any_request("Page size `fifty`", page_size="fifty"))
+    rows.extend(catalog_and_flattening())
+    rows.append(target_stops_reading(700))
+    for order in ("id-desc", "id-text", "hash"):
+        rows.append(
+            misbehaving(
+                f"Tie of 300 on one `updated`, served in `{order}` order, + churn",
+                lambda fake, o=order: (
+                    _tie_of(300)(fake),
+                    fake.configure(tie_order=o, changes_per_request=2),
+                ),
+            )
+        )
+    rows.append(
+        misbehaving(
+            "Tie of 300, served in a new order on every request",
+            lambda fake: (_tie_of(300)(fake), fake.configure(tie_order="unstable")),
+            lambda fake: fake.configure(tie_order="id"),
+        )
+    )
+    for order in ("newest-first", "shuffled"):
+        rows.append(
+            misbehaving(
+                f"Answers `{order}` (`ascending` not honoured)",
+                lambda fake, o=order: fake.configure(order=o),
+                lambda fake: fake.configure(order="as-asked"),
+            )
+        )
+    rows.append(misbehaving("2 contacts dated in the future (year 9999, now + 3 h)", _future_dated))
+    rows.append(
+        misbehaving(
+            "Answers capped at 20 contacts whatever `limit` says",
+            lambda fake: fake.configure(max_limit=20),
+        )
+    )
     for seed in (1, 2, 3):
         at = random.Random(seed).randrange(1, CONTACTS - 100)
         rows.append(
