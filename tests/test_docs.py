@@ -1,6 +1,7 @@
 """The README documents what the code does."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,14 @@ def test_about_output_shows_no_secret_values():
     assert "api_secret_key" in done.stdout
     assert "never-print-me" not in done.stdout + done.stderr
     assert "nor-me" not in done.stdout + done.stderr
+
+
+def test_every_relative_link_in_the_readme_and_docs_leads_to_a_file():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in pages
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text())
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+    assert len(pages) >= 4 and not broken, broken
