@@ -393,8 +393,9 @@ def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t
     schema lacks, a value to coerce) goes through ``normalize_contact`` one contact at a time.
     The two give the same records: the tests hold them to it.
 
-    Text that is not Unicode would make the page unreadable on every attempt, so it is read
-    again with U+FFFD in place of that text. Each value changed is logged as a warning.
+    Text that is not Unicode, or a number no float or integer can hold, would make the page
+    unreadable on every attempt: it is read again with U+FFFD in place of that text, and null
+    in place of that number. Each value changed is logged as a warning.
     """
     logged = len(report.warnings)
     records = _decode_page(content, report)
@@ -415,11 +416,132 @@ def _decode_page(content: bytes, report: NormalizeReport) -> list[dict[str, t.An
             return [_timestamps_normalized(_as_dict(contact), report) for contact in typed]
     try:
         page = _decode_any(content)
+    except msgspec.ValidationError:  # untyped, only a number out of range fails this way
+        return _decode_with_numbers_nulled(content, report)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(page, list) or not all(type(item) is dict for item in page):
+    if not _is_page(page):
         return None
     return [normalize_contact(raw, report) for raw in page]
+
+
+def _is_page(page: object) -> t.TypeGuard[list[dict[str, t.Any]]]:
+    return isinstance(page, list) and all(type(item) is dict for item in page)
+
+
+#: In JSON text: a string (left as it is), or a number.
+_STRING_OR_NUMBER = re.compile(
+    rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)', re.DOTALL
+)
+
+
+def _decode_with_numbers_nulled(
+    content: bytes, report: NormalizeReport
+) -> list[dict[str, t.Any]] | None:
+    """The page with null for each number no float or integer can hold; None if it still fails.
+
+    Such a number (``1e400``, or an integer of more than 4,300 digits, Python's limit) would
+    make the page unreadable on every attempt. Each first becomes a string the page does not
+    hold, a marker and the number's index, so that the value can be found again, set to null
+    and reported with its contact and field.
+    """
+    marker = _unused_character(content.decode("utf-8", "surrogateescape"))
+    if marker is None:
+        return None
+    numbers: list[bytes] = []
+
+    def mark(match: re.Match[bytes]) -> bytes:
+        number = match[1]
+        if number is None:
+            return match[0]  # a string
+        try:
+            _decode_any(number)
+        except msgspec.ValidationError:
+            numbers.append(number)
+            return f'"\\u{ord(marker):04x}{len(numbers) - 1}"'.encode()
+        return number
+
+    marked = _STRING_OR_NUMBER.sub(mark, content)
+    if not numbers:
+        return None
+    try:
+        page = _decode_any(marked)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if not _is_page(page):
+        return None
+    encoded = marker.encode()
+    records = []
+    for raw in page:
+        found: list[tuple[str, bool, int]] = []
+        if encoded in _encode(raw):
+            _null_marked(raw, marker, found)
+        record = normalize_contact(raw, report)
+        for name, nested, index in found:
+            report.null(
+                name,
+                record.get("id"),
+                f"{'holds' if nested else 'is'} {_preview(numbers[index])}, "
+                "a number too large to read",
+                outcome="that value replaced by null" if nested else "replaced by null",
+            )
+        records.append(record)
+    return records
+
+
+def _null_marked(raw: dict[str, t.Any], marker: str, found: list[tuple[str, bool, int]]) -> None:
+    """Put null in ``raw`` (a contact) for each marked number; list those the record would carry.
+
+    Each is listed as its field's name, whether it was nested in the field's value, and the
+    number's index. A number where ``normalize_contact`` takes nothing (a field the schema lacks,
+    a note's unknown key) is not listed, nor one in a value it replaces by null and reports
+    (``custom`` that is not an object, text or an integer that is a list or an object).
+    """
+
+    def index_of(value: object) -> int | None:
+        if type(value) is str and value[:1] == marker:
+            return int(value[1:])
+        return None
+
+    def nulled(value: object, listed_as: str | None, *, nested: bool = False) -> object:
+        """``value`` with null for its numbers, each listed under ``listed_as`` unless None."""
+        if (index := index_of(value)) is not None:
+            if listed_as is not None:
+                found.append((listed_as, nested, index))
+            return None
+        if isinstance(value, dict):
+            return {key: nulled(item, listed_as, nested=True) for key, item in value.items()}
+        if isinstance(value, list):
+            return [nulled(item, listed_as, nested=True) for item in value]
+        return value
+
+    def scalar(value: object, listed_as: str | None) -> object:
+        """A value of a typed field: listed only if it is itself such a number."""
+        return nulled(value, listed_as if index_of(value) is not None else None)
+
+    for name, value in raw.items():
+        if name == "note" and isinstance(value, list):
+            raw[name] = [
+                {
+                    key: scalar(field_value, f"note[].{key}" if key in _NOTE_FIELDS else None)
+                    for key, field_value in item.items()
+                }
+                if isinstance(item, dict)
+                else nulled(item, None)
+                for item in value
+            ]
+        elif name == "tags" or (name == "custom" and isinstance(value, dict)):
+            raw[name] = nulled(value, name)
+        else:
+            raw[name] = scalar(value, name if name in CONTACT_FIELDS else None)
+
+
+def _preview(number: bytes) -> str:
+    """A number as a warning quotes it: whole when short, else its start and its length."""
+    text = number.decode()
+    if len(text) <= 24:
+        return text
+    return f"{text[:12]}... ({sum(c.isdigit() for c in text)} digits)"
 
 
 def _decode_repaired(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:

@@ -172,18 +172,54 @@ BAD_TEXT: dict[int, tuple[str, dict]] = {
     ),
 }
 
+#: Numbers no float or Python integer can hold (more than 4,300 characters), in typed fields and
+#: in free-form JSON: id -> (JSON, what must come out). ``unknown`` is no schema field: dropped.
+HUGE_INTEGER = "1" * 4301
+TOO_BIG_NUMBERS: dict[int, tuple[str, dict]] = {
+    971: (
+        '{"id":971,"updated":"2024-01-01T00:00:51Z","rev":1e400,"creator_id":'
+        + HUGE_INTEGER
+        + ',"first":"Ann","unknown":-1E+400}',
+        {"rev": None, "creator_id": None, "first": "Ann"},
+    ),
+    972: (
+        '{"id":972,"updated":"2024-01-01T00:00:52Z","custom":{"12":-1e400,"13":"gold",'
+        '"14":[7,1e999]},"tags":["vip",-' + "9" * 5000 + "]}",
+        {"custom": {"12": None, "13": "gold", "14": [7, None]}, "tags": ["vip", None]},
+    ),
+    973: (
+        '{"id":973,"updated":"2024-01-01T00:00:53Z","email":"1e400",'
+        '"note":[{"text":"hi","user_id":1e400},{"text":1' + "0" * 400 + ".5}]}",
+        {"email": "1e400", "note": [{"text": "hi", "user_id": None}, {"text": None}]},
+    ),
+}
+#: A contact whose id itself is such a number: it cannot be keyed, so it is reported.
+TOO_BIG_NUMBER_ID = '{"id":1e400,"updated":"2024-01-01T00:00:54Z","first":"Huge id"}'
 
-def _run_with(*raw: dict, raw_json: dict[int, tuple[str, dict]] | None = None) -> TapRun:
-    """A sync of 300 ordinary contacts plus ``raw`` ones and ``raw_json`` ones."""
+
+def _run_with(
+    *raw: dict,
+    raw_json: dict[int, tuple[str, dict]] | None = None,
+    unkeyed_json: tuple[str, ...] = (),
+) -> TapRun:
+    """A sync of 300 ordinary contacts plus ``raw`` ones, ``raw_json`` ones and ``unkeyed_json``
+    ones (exact JSON of contacts without an integer id)."""
     with FakeHeymarket(contacts=300, seed=22) as fake:
+        ordinary = {contact["id"] for contact in fake.contacts()}  # before any it cannot parse
         for contact in raw:
             fake.add_raw(contact)
         for contact_id, (text, _) in (raw_json or {}).items():
-            fake.add_raw_json(text, json.loads(text)["updated"], contact_id)
+            fake.add_raw_json(text, _updated(text), contact_id)
+        for text in unkeyed_json:
+            fake.add_raw_json(text, _updated(text), None)
         run = run_tap(tap_config(fake, page_size=50))
-    ordinary = {c["id"] for c in fake.contacts() if isinstance(c["id"], int) and c["id"] > 1000}
     assert ordinary - {TOO_BIG_ID} <= run.ids, "every other contact synced"
     return run
+
+
+def _updated(text: str) -> str:
+    """The ``updated`` of one contact's JSON (integers kept as text: some are too long)."""
+    return json.loads(text, parse_int=str)["updated"]
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +238,11 @@ def big_integers_run() -> TapRun:
 @pytest.fixture(scope="module")
 def bad_text_run() -> TapRun:
     return _run_with(raw_json=BAD_TEXT)
+
+
+@pytest.fixture(scope="module")
+def too_big_numbers_run() -> TapRun:
+    return _run_with(raw_json=TOO_BIG_NUMBERS, unkeyed_json=(TOO_BIG_NUMBER_ID,))
 
 
 def _warnings(run: TapRun, contact_id: int | str, field: str) -> list[str]:
@@ -269,6 +310,30 @@ def test_text_that_is_not_unicode_gets_the_replacement_character_with_a_warning(
         assert _warnings(run, contact_id, field), f"no warning for {field} of {contact_id}"
     assert not _warnings(run, 962, "display_name"), "a valid surrogate pair is good text"
     assert not _warnings(run, 963, "first"), "a U+FFFD Heymarket sent is not a repair"
+
+
+def test_numbers_too_large_to_read_become_null_with_a_warning(too_big_numbers_run):
+    run = too_big_numbers_run
+    _check_synced(run, TOO_BIG_NUMBERS)
+
+    for contact_id, field in [
+        (971, "rev"),
+        (971, "creator_id"),
+        (972, "custom"),
+        (972, "tags"),
+        (973, "note[].user_id"),
+        (973, "note[].text"),
+    ]:
+        assert _warnings(run, contact_id, field), f"no warning for {field} of {contact_id}"
+    assert len(_warnings(run, 972, "custom")) == 2, "one warning per value"
+    assert not _warnings(run, 971, "unknown"), "a field that is not synced loses nothing"
+    assert not _warnings(run, 973, "email")
+    assert "unknown" in run.stderr, "still named as a field the schema lacks"
+    assert re.search(r"synced as null: .*creator_id: 1.*rev: 1", run.stderr)
+    unkeyed = [line for line in run.stderr.splitlines() if "no usable id" in line]
+    assert len(unkeyed) == 1 and "ERROR" in unkeyed[0] and "1 contacts" in unkeyed[0]
+    assert _warnings(run, "without a usable id", "id")
+    assert "Huge id" not in {record.get("first") for record in run.records}
 
 
 @pytest.mark.parametrize("start_date", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"])
@@ -517,6 +582,127 @@ def test_a_page_unreadable_even_with_its_text_repaired_is_refused_for_a_retry(co
     assert decode_contacts(content, NormalizeReport()) is None
 
 
+_TOO_BIG = "a number too large to read"
+
+
+@pytest.mark.parametrize(
+    ("written", "read", "warnings"),
+    [
+        (b'"rev":1e400', {"rev": None}, [f"rev is 1e400, {_TOO_BIG}; replaced by null"]),
+        (
+            b'"creator_id":-' + b"9" * 4300,
+            {"creator_id": None},
+            [f"creator_id is -99999999999... (4300 digits), {_TOO_BIG}; replaced by null"],
+        ),
+        (b'"first":1E+400', {"first": None}, [f"first is 1E+400, {_TOO_BIG}; replaced by null"]),
+        (b'"shared":1e400', {"shared": None}, [f"shared is 1e400, {_TOO_BIG}; replaced by null"]),
+        (
+            b'"updated":-1e400',
+            {"updated": None},
+            [f"updated is -1e400, {_TOO_BIG}; replaced by null"],
+        ),
+        (
+            b'"custom":{"a":{"b":[1e400,2]},"c":1e999}',
+            {"custom": {"a": {"b": [None, 2]}, "c": None}},
+            [
+                f"custom holds 1e400, {_TOO_BIG}; that value replaced by null",
+                f"custom holds 1e999, {_TOO_BIG}; that value replaced by null",
+            ],
+        ),
+        (b'"custom":1e400', {"custom": None}, [f"custom is 1e400, {_TOO_BIG}; replaced by null"]),
+        (b'"custom":[1e400]', {"custom": None}, ["custom is not an object; replaced by null"]),
+        (
+            b'"tags":[1e400,"vip"]',
+            {"tags": [None, "vip"]},
+            [f"tags holds 1e400, {_TOO_BIG}; that value replaced by null"],
+        ),
+        (b'"tags":1e400', {"tags": None}, [f"tags is 1e400, {_TOO_BIG}; replaced by null"]),
+        (
+            b'"note":[{"user_id":1e400,"text":"hi","x":1e400},1e400,{"text":[1e400]}]',
+            {"note": [{"user_id": None, "text": "hi"}, {"text": None}]},
+            [
+                "note[] is not an object; left out",
+                "note[].text is not text; replaced by null",
+                f"note[].user_id is 1e400, {_TOO_BIG}; replaced by null",
+            ],
+        ),
+        (b'"note":1e400', {"note": None}, [f"note is 1e400, {_TOO_BIG}; replaced by null"]),
+        (b'"brand_new":[1e400]', {}, []),
+    ],
+)
+def test_numbers_too_large_to_read_become_null_naming_the_contact_and_the_field(
+    written, read, warnings
+):
+    content = b'[{"id":1,' + written + b'},{"id":2,"rev":3,"custom":{"big":1e308}}]'
+    report = NormalizeReport()
+
+    records = decode_contacts(content, report)
+
+    assert records == [{"id": 1, **read}, {"id": 2, "rev": 3, "custom": {"big": 1e308}}]
+    assert report.warnings == [f"Contact 1: {line}" for line in warnings]
+    assert report.unknown_fields == ({"brand_new"} if b"brand_new" in written else set())
+
+
+def test_an_id_too_large_to_read_leaves_the_contact_without_one():
+    report = NormalizeReport()
+
+    records = decode_contacts(b'[{"id":' + b"1" * 4301 + b',"first":"Ann"}]', report)
+
+    assert records == [{"id": None, "first": "Ann"}]
+    assert report.warnings == [
+        f"A contact without a usable id: id is 111111111111... (4301 digits), {_TOO_BIG}; "
+        "replaced by null"
+    ]
+
+
+def test_only_numbers_too_large_to_read_change_in_a_page_that_has_one():
+    content = (
+        b'[{"id":1,"rev":1e400,"first":"say \\"1e400\\" 1e400\\\\","last":"1e400",'
+        b'"custom":{"1e400":1e308,"b":-' + b"9" * 4299 + b',"c":1e-400,"d":[1.5,-0,true]}}]'
+    )
+    report = NormalizeReport()
+
+    records = decode_contacts(content, report)
+
+    assert records == [
+        {
+            "id": 1,
+            "rev": None,
+            "first": 'say "1e400" 1e400\\',
+            "last": "1e400",
+            "custom": {"1e400": 1e308, "b": -int("9" * 4299), "c": 0.0, "d": [1.5, 0, True]},
+        }
+    ]
+    assert report.warnings == [f"Contact 1: rev is 1e400, {_TOO_BIG}; replaced by null"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'[{"id":1,"first":"a\xff","rev":1e400,"last":"b\\u0000"}]',
+        b'[{"id":1,"rev":1e400,"first":"a\xff","last":"b\\u0000"}]',
+        b'[{"id":1,"rev":1e400,"last":"b\\u0000","first":"a\\ud800"}]',
+    ],
+)
+def test_a_number_too_large_to_read_next_to_text_that_is_not_unicode_and_a_nul(content):
+    report = NormalizeReport()
+
+    records = decode_contacts(content, report)
+
+    assert records == [{"id": 1, "rev": None, "first": "a\ufffd", "last": "b"}]
+    assert sorted(report.warnings) == [
+        "Contact 1: first held bytes or escapes that are not Unicode text; replaced by U+FFFD",
+        f"Contact 1: rev is 1e400, {_TOO_BIG}; replaced by null",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content", [b'[{"id":1,"rev":1e400', b'{"id":1,"rev":1e400}', b"[1e400]", b"[{}, 1e400]"]
+)
+def test_a_page_unreadable_even_without_its_numbers_too_large_is_refused_for_a_retry(content):
+    assert decode_contacts(content, NormalizeReport()) is None
+
+
 _TIMESTAMP_TEXT = (
     st.builds(_rfc3339, _INSTANTS, _OFFSETS, st.integers(0, 9), st.integers(0, 999))
     | st.sampled_from(
@@ -535,9 +721,12 @@ _INT = st.integers(-(2**63), 2**63 - 1) | st.none()
 _BEYOND_64_BITS = st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**30])
 
 
-def _contacts(integers: st.SearchStrategy, text: st.SearchStrategy) -> st.SearchStrategy:
-    """Contacts with every value of its schema type but for ``integers`` and ``text``: any field
-    may be missing; the timestamps vary in form, and a few strings hold a NUL."""
+def _contacts(
+    integers: st.SearchStrategy, text: st.SearchStrategy, json_values: st.SearchStrategy = _JSON
+) -> st.SearchStrategy:
+    """Contacts with every value of its schema type but for ``integers``, ``text`` and the
+    ``json_values`` in custom fields and tags: any field may be missing; the timestamps vary in
+    form, and a few strings hold a NUL."""
     return st.fixed_dictionaries(
         {},
         optional={
@@ -548,8 +737,8 @@ def _contacts(integers: st.SearchStrategy, text: st.SearchStrategy) -> st.Search
             "shared": st.booleans() | st.none(),
             "created": _TIMESTAMP_TEXT,
             "updated": _TIMESTAMP_TEXT,
-            "custom": st.dictionaries(st.text(), _JSON, max_size=3) | st.none(),
-            "tags": st.lists(_JSON, max_size=3) | st.none(),
+            "custom": st.dictionaries(st.text(), json_values, max_size=3) | st.none(),
+            "tags": st.lists(json_values, max_size=3) | st.none(),
             "note": st.lists(
                 st.fixed_dictionaries(
                     {},
@@ -580,14 +769,31 @@ _PAGES = st.lists(
 )
 
 
+class _TooBig:
+    """A number no float or integer can hold, as JSON text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+#: What ``_as_json`` writes in place of a ``_TooBig``, then replaces by the number's text.
+_TOO_BIG_PLACEHOLDER = re.compile(r'"\\u0000too big ([-+.\deE]+)\\u0000"')
+
+
 def _as_json(page: list, *, escaped: bool = False) -> bytes:
     """The page as the API would send it (JSON has no infinities: such pages are not drawn).
 
     Lone surrogates go out as JSON escapes if ``escaped``, else as the bytes a lax encoder writes.
+    A ``_TooBig`` goes out as its number.
     """
     try:
-        text = json.dumps(page, ensure_ascii=escaped, allow_nan=False)
-        return text.encode("utf-8", "surrogatepass")
+        text = json.dumps(
+            page,
+            ensure_ascii=escaped,
+            allow_nan=False,
+            default=lambda value: f"\x00too big {value.text}\x00",
+        )
+        return _TOO_BIG_PLACEHOLDER.sub(r"\1", text).encode("utf-8", "surrogatepass")
     except ValueError:
         assume(False)
         raise
@@ -620,6 +826,9 @@ def test_pages_of_schema_typed_contacts_skip_the_per_contact_normaliser(page):
     with (
         mock.patch("tap_heymarket.normalize.normalize_contact", side_effect=AssertionError),
         mock.patch("tap_heymarket.normalize._decode_repaired", side_effect=AssertionError),
+        mock.patch(
+            "tap_heymarket.normalize._decode_with_numbers_nulled", side_effect=AssertionError
+        ),
     ):
         records = decode_contacts(content, NormalizeReport())
 
@@ -640,3 +849,55 @@ def test_text_that_is_not_unicode_never_makes_a_page_unreadable(page, escaped):
     assert records is not None
     assert [record.get("id") for record in records] == [contact.get("id") for contact in page]
     json.dumps(records, ensure_ascii=False).encode()  # no surrogate left to fail a target
+
+
+_TOO_BIG_NUMBERS = st.sampled_from(
+    ["1e400", "-1E+400", "1" * 4301, "-" + "9" * 4300, "1" + "0" * 400 + ".5"]
+).map(_TooBig)
+_JSON_WITH_TOO_BIG = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | _TOO_BIG_NUMBERS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _too_big_as_null(value: object) -> object:
+    if isinstance(value, _TooBig):
+        return None
+    if isinstance(value, dict):
+        return {key: _too_big_as_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_too_big_as_null(item) for item in value]
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        _contacts(_INT | _TOO_BIG_NUMBERS, _TEXT | _TOO_BIG_NUMBERS, _JSON_WITH_TOO_BIG)
+        | st.dictionaries(_FIELD_NAMES, _JSON_WITH_TOO_BIG, max_size=6),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_numbers_too_large_to_read_are_read_as_null_and_never_make_a_page_unreadable(page):
+    report, reference_report = NormalizeReport(), NormalizeReport()
+
+    records = decode_contacts(_as_json(page), report)
+
+    reference = [normalize_contact(_too_big_as_null(raw), reference_report) for raw in page]
+    assert msgspec.json.encode(records) == msgspec.json.encode(reference)
+    assert report.unknown_fields == reference_report.unknown_fields
+    remaining = iter(report.warnings)
+    assert all(line in remaining for line in reference_report.warnings), "none lost, same order"
+    added = len(report.warnings) - len(reference_report.warnings)
+    assert added == sum(report.nulled.values()) - sum(reference_report.nulled.values())
+    assert sum(_TOO_BIG in line for line in report.warnings) == added
+    too_big = json.dumps(page, default=lambda value: "\x00too big\x00").count("too big")
+    carried = sum(
+        isinstance(value, _TooBig)
+        for raw in page
+        for name, value in raw.items()
+        if name in CONTACT_FIELDS
+    )
+    assert carried <= added <= too_big
