@@ -252,7 +252,8 @@ class HeymarketStream(RESTStream):
     @property
     def url_base(self) -> str:
         """From ``api_url``, so tests and proxies can point the tap elsewhere."""
-        return self.config["api_url"].rstrip("/")
+        api_url: str = self.config["api_url"]  # a string: the tap's settings check saw to it
+        return api_url.rstrip("/")
 
     @cached_property
     def authenticator(self) -> APIAuthenticatorBase:

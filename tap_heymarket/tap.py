@@ -222,7 +222,8 @@ class TapHeymarket(Tap):
         try:
             super().sync_all()
         finally:
-            self.message_writer.flush()
+            # The writer ``message_writer_class`` made: nothing passes the tap another.
+            t.cast("BufferedMsgSpecWriter", self.message_writer).flush()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Stop at once on SIGTERM/SIGINT, exiting non-zero: the run did not finish.
