@@ -7,12 +7,9 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from singer_sdk import typing as th
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 
 from tap_heymarket.client import (
     HeymarketAPIError,
@@ -21,16 +18,15 @@ from tap_heymarket.client import (
     in_flight_target,
 )
 from tap_heymarket.normalize import (
-    TIMESTAMP_FORMAT,
     NormalizeReport,
     decode_contacts,
     normalize_timestamp,
 )
 from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
-from tap_heymarket.writer import BufferedMsgSpecWriter
+from tap_heymarket.sdk_internals import SortedStreamFastPath, fixed_width, utc_now
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.helpers.types import Context
 
 #: Pages between STATE messages: what an interrupted run reads again, at most.
 STATE_EVERY_PAGES = 5
@@ -47,11 +43,6 @@ _Page = tuple[list[dict[str, t.Any]], NormalizeReport]
 #: How far ahead of this machine's clock Heymarket's may run before a contact counts as
 #: dated in the future.
 _CLOCK_SKEW = datetime.timedelta(minutes=1)
-
-
-def _fixed_width(instant: datetime.datetime) -> str:
-    """An aware datetime in the tap's fixed-width UTC form, comparable with record timestamps."""
-    return instant.astimezone(datetime.timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
 @dataclass
@@ -73,7 +64,9 @@ class _Prefetch:
     A daemon thread, so that a tap told to stop is not held up by a request in flight.
     """
 
-    def __init__(self, fetch: t.Callable[[dict], _Page], body: dict) -> None:
+    def __init__(
+        self, fetch: t.Callable[[dict[str, t.Any]], _Page], body: dict[str, t.Any]
+    ) -> None:
         self._done = threading.Event()
         self._value: _Page = ([], NormalizeReport())
         self._error: BaseException | None = None
@@ -81,7 +74,7 @@ class _Prefetch:
         self.received_at = utc_now()
         threading.Thread(target=self._run, args=(fetch, body), daemon=True).start()
 
-    def _run(self, fetch: t.Callable[[dict], _Page], body: dict) -> None:
+    def _run(self, fetch: t.Callable[[dict[str, t.Any]], _Page], body: dict[str, t.Any]) -> None:
         try:
             self._value = fetch(body)
             self.received_at = utc_now()
@@ -101,7 +94,7 @@ class _Prefetch:
 class _InFlight:
     """The requests sent and not yet taken, each answered on its own thread."""
 
-    def __init__(self, fetch: t.Callable[[dict], _Page]) -> None:
+    def __init__(self, fetch: t.Callable[[dict[str, t.Any]], _Page]) -> None:
         self._fetch = fetch
         self._sent: dict[PageRequest, _Prefetch] = {}
         self._dropped = 0
@@ -125,7 +118,7 @@ class _InFlight:
         return self._dropped + len(self._sent)
 
 
-class ContactsStream(HeymarketStream):
+class ContactsStream(SortedStreamFastPath, HeymarketStream):
     """Contacts, incrementally by ``updated``, from ``POST /v2/contacts/list``."""
 
     name = "contacts"
@@ -185,108 +178,6 @@ class ContactsStream(HeymarketStream):
         super().__init__(*args, **kwargs)
         # A STATE message every few pages: an interrupted run resumes from there.
         self.STATE_MSG_FREQUENCY = self.config["page_size"] * STATE_EVERY_PAGES
-        #: ``time_extracted`` of the records being written: when their page arrived.
-        self._extracted_at: datetime.datetime = utc_now()
-        #: The newest dated record written since the bookmark last moved (and its context).
-        self._unbooked: tuple[Record, Context | None] | None = None
-        #: When this sync began, fixed-width: the bookmark never passes it (see ``get_records``).
-        self._signpost = _fixed_width(utc_now())
-
-    @cached_property
-    def _left_out(self) -> frozenset[str]:
-        """Properties the input catalog's schema does not have: records must go without them.
-
-        The SDK drops them while conforming types, which this stream skips (the normaliser
-        already typed every value), so ``_write_record_message`` drops them itself.
-        """
-        declared = self.effective_schema.get("properties", {})
-        return frozenset(self.schema["properties"]) - frozenset(declared)
-
-    @cached_property
-    def _direct_record_output(self) -> tuple[BufferedMsgSpecWriter, str] | None:
-        """The tap's writer and the stream's name, if records can go to it as they are.
-
-        They can when nothing is deselected or left out of the catalog's schema, no stream map
-        or flattening applies and the writer is this tap's own: the SDK's per-record mapping
-        walk would change nothing. Decided once, at the first record.
-        """
-        maps = self.stream_maps
-        writer = self._tap.message_writer
-        if (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and all(self.mask.values())
-            and not self._left_out
-            and isinstance(writer, BufferedMsgSpecWriter)
-        ):
-            return writer, maps[0].stream_alias
-        return None
-
-    def _write_record_message(self, record: Record) -> None:
-        """Write the record as it is when the SDK's per-record mapping would change nothing.
-
-        That mapping walk, and a message object per record, were a third of the CPU.
-        """
-        output = self._direct_record_output
-        if output is None:
-            if left_out := self._left_out:
-                # A copy: the bookmark still reads ``updated`` if the catalog left it out.
-                record = {name: value for name, value in record.items() if name not in left_out}
-            super()._write_record_message(record)
-            return
-        writer, stream = output
-        writer.write_record(stream, record, self._stream_version, self._extracted_at)
-        self.state_manager.is_flushed = False
-
-    def _process_record(
-        self,
-        record: Record,
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        """Nothing to do per record without child streams or partitions; else the SDK's work."""
-        if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
-
-    def _increment_stream_state(
-        self, latest_record: Record, *, context: Context | None = None
-    ) -> None:
-        """Note the record; the bookmark moves to the newest dated one when a STATE is due.
-
-        Records come sorted, so the bookmark is simply the last dated record's ``updated``:
-        the SDK's bookkeeping then runs once per STATE message instead of once per record.
-        A record without ``updated`` cannot move a bookmark (the SDK would skip it too).
-        """
-        if latest_record.get("updated") is not None:
-            self._unbooked = (latest_record, context)
-
-    def _advance_bookmark(self) -> None:
-        """Move the bookmark to the last dated record written, but never past the signpost.
-
-        A contact dated after the sync began (changed during it, or dated in the future by a
-        bad import or a skewed clock) must not carry the bookmark past edits made before it.
-        """
-        if self._unbooked is not None:
-            record, context = self._unbooked
-            self._unbooked = None
-            if record["updated"] > self._signpost:
-                record = {**record, "updated": self._signpost}
-            super()._increment_stream_state(record, context=context)
-
-    def _write_state_message(self) -> None:
-        """Move the bookmark to the last record written, then write STATE as the SDK does."""
-        self._advance_bookmark()
-        super()._write_state_message()
-
-    def _finalize_state(self, state: dict | None = None) -> None:
-        """Move the bookmark to the last record written before the SDK finalises the state."""
-        self._advance_bookmark()
-        super()._finalize_state(state)
-
-    def get_replication_key_signpost(self, context: Context | None) -> None:
-        """None for the SDK, whose signpost only caps unsorted streams: this sorted one caps its own."""
-        return
 
     def compare_start_date(self, value: str, start_date_value: str) -> str:
         """A bookmark wins over ``start_date``: it only applies to a first sync."""
@@ -329,7 +220,7 @@ class ContactsStream(HeymarketStream):
         """
         since = self.sync_start(context)
         paginator = ContactsPaginator(
-            page_size=self.config["page_size"], since=since, signpost=self._signpost
+            page_size=self.config["page_size"], since=since, signpost=self.signpost
         )
         found = _Findings()
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
@@ -362,7 +253,7 @@ class ContactsStream(HeymarketStream):
                 self._write_state_message()
                 raise
             started = time.monotonic()
-            self._extracted_at = pending.received_at
+            self.extracted_at = pending.received_at
             found.report.merge(page_report)
             # Where in Heymarket's answer (request and index) a contact without an id stood.
             found.unkeyed.extend(
@@ -379,7 +270,7 @@ class ContactsStream(HeymarketStream):
             if not paginator.finished:
                 send_ahead()
             # Later than the page's arrival (and a minute's clock skew): dated in the future.
-            now = _fixed_width(pending.received_at + _CLOCK_SKEW)
+            now = fixed_width(pending.received_at + _CLOCK_SKEW)
             for contact in fresh:
                 if contact.get("id") is None:
                     continue  # listed in ``unkeyed`` above
@@ -404,7 +295,7 @@ class ContactsStream(HeymarketStream):
                 len(future),
                 future[-1]["id"],
                 future[-1]["updated"],
-                self._signpost,
+                self.signpost,
             )
         stats = paginator.stats
         self.logger.info(

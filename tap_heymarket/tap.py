@@ -14,6 +14,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import SingerCommand
+from typing_extensions import override
 
 from tap_heymarket.client import HeymarketAPIError, ca_bundle_error
 from tap_heymarket.normalize import InvalidTimestampError, normalize_timestamp
@@ -187,6 +188,7 @@ class TapHeymarket(Tap):
         """The tap's one stream."""
         return [ContactsStream(tap=self)]
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Check the settings the way the API will need them, before any request is made.
 
@@ -217,14 +219,7 @@ class TapHeymarket(Tap):
             logger=cls.logger,
         )
 
-    def sync_all(self) -> None:
-        """Sync, then hand the last buffered messages to stdout (the SDK may skip a final STATE)."""
-        try:
-            super().sync_all()
-        finally:
-            # The writer ``message_writer_class`` made: nothing passes the tap another.
-            t.cast("BufferedMsgSpecWriter", self.message_writer).flush()
-
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Stop at once on SIGTERM/SIGINT, exiting non-zero: the run did not finish.
 

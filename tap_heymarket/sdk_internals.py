@@ -1,0 +1,179 @@
+"""Every place the tap relies on singer-sdk internals, and why each one pays.
+
+Supported: singer-sdk 0.54.x. ``tests/test_sdk_internals.py`` pins that range and checks that
+each internal named here still exists with the signature used, so an SDK upgrade that changes
+one fails loudly there instead of quietly in a sync.
+
+``SortedStreamFastPath``, a base for streams whose records come sorted by their replication key,
+a page at a time:
+
+- ``Stream._write_record_message``: a record goes straight to the tap's buffered writer, with no
+  ``RecordMessage`` and no per-record mapping walk, when no stream map, flattening, deselected
+  or left-out property applies (else the SDK's own path). The walk and the message objects
+  were about a third of the CPU of a CPU-bound sync (figures in ``docs/benchmarks.md``).
+- ``Stream._process_record``: skipped without child streams or partitions, where the SDK's
+  per-record child-context walk does nothing.
+- ``Stream._increment_stream_state``, ``_write_state_message``, ``_finalize_state``: the bookmark
+  moves once per STATE message, on the newest record written (records come sorted, so it is
+  the same bookmark), instead of once per record; and never past the moment the sync began.
+  The SDK's own signpost caps only unsorted streams, whose interim states are not resumable.
+- Reads ``Stream._tap`` (for its message writer) and ``Stream._stream_version``, and clears
+  ``state_manager.is_flushed`` after writing a record, as the SDK's record path does.
+
+Elsewhere:
+
+- ``client._OneLineFailures`` drops the SDK's "An unhandled error occurred while syncing" line,
+  matched by its text, when the tap's own one-line message explains the failure.
+- ``TapHeymarket._handle_termination``: the SDK exits 0 on SIGTERM and SIGINT; a stopped sync
+  exits 128 + the signal, so that a scheduler sees it did not finish.
+- ``TapHeymarket._validate_config`` (and ``_config``): the settings are checked in the tap's own
+  words before any request, and numbers the environment gives as text are read as numbers; the
+  SDK has no public seam to do either.
+- ``writer`` encodes with ``singer_sdk.contrib.msgspec.encoder``, the SDK's own msgspec encoder,
+  so that its output is byte for byte the SDK writer's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+from functools import cached_property
+
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.streams import Stream
+from typing_extensions import override
+
+from tap_heymarket.normalize import TIMESTAMP_FORMAT
+from tap_heymarket.writer import BufferedMsgSpecWriter
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context, Record
+
+#: The singer-sdk releases whose internals this module was checked against.
+SUPPORTED_SDK = (0, 54)
+
+
+def fixed_width(instant: datetime.datetime) -> str:
+    """An aware datetime in the tap's fixed-width UTC form, comparable with record timestamps."""
+    return instant.astimezone(datetime.timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def utc_now() -> datetime.datetime:
+    """Now, as an aware UTC datetime (what the SDK stamps ``time_extracted`` with)."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class SortedStreamFastPath(Stream):
+    """A stream whose records arrive sorted by a timestamp replication key, a page at a time.
+
+    The subclass sets ``extracted_at`` to the time each page arrived before yielding its
+    records, and reads ``signpost``: the bookmark never passes it.
+    """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: ``time_extracted`` of the records being written: when their page arrived.
+        self.extracted_at = utc_now()
+        #: When this sync began, fixed-width: the bookmark never passes it.
+        self.signpost = fixed_width(self.extracted_at)
+        # The newest dated record written since the bookmark last moved (and its context).
+        self._unbooked: tuple[Record, Context | None] | None = None
+
+    @cached_property
+    def _left_out(self) -> frozenset[str]:
+        """Properties the input catalog's schema does not have: records must go without them.
+
+        The SDK drops them while conforming types, which a stream with its own normaliser
+        skips, so ``_write_record_message`` drops them itself.
+        """
+        declared = self.effective_schema.get("properties", {})
+        return frozenset(self.schema["properties"]) - frozenset(declared)
+
+    @cached_property
+    def _direct_record_output(self) -> tuple[BufferedMsgSpecWriter, str] | None:
+        """The tap's writer and the stream's name, if records can go to it as they are.
+
+        They can when nothing is deselected or left out of the catalog's schema, no stream map
+        or flattening applies and the writer is this tap's own: the SDK's per-record mapping
+        walk would change nothing. Decided once, at the first record.
+        """
+        maps = self.stream_maps
+        writer = self._tap.message_writer
+        if (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and all(self.mask.values())
+            and not self._left_out
+            and isinstance(writer, BufferedMsgSpecWriter)
+        ):
+            return writer, maps[0].stream_alias
+        return None
+
+    @override
+    def _write_record_message(self, record: Record) -> None:
+        """Write the record as it is when the SDK's per-record mapping would change nothing."""
+        output = self._direct_record_output
+        if output is None:
+            if left_out := self._left_out:
+                # A copy: the bookmark still reads its key if the catalog left it out.
+                record = {name: value for name, value in record.items() if name not in left_out}
+            super()._write_record_message(record)
+            return
+        writer, stream = output
+        writer.write_record(stream, record, self._stream_version, self.extracted_at)
+        self.state_manager.is_flushed = False
+
+    @override
+    def _process_record(
+        self,
+        record: Record,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """Nothing to do per record without child streams or partitions; else the SDK's work."""
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context, partition_context)
+
+    @override
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        """Note the record; the bookmark moves to the newest dated one when a STATE is due.
+
+        A record without a replication key value cannot move a bookmark (the SDK would skip
+        it too).
+        """
+        if latest_record.get(t.cast("str", self.replication_key)) is not None:
+            self._unbooked = (latest_record, context)
+
+    def _advance_bookmark(self) -> None:
+        """Move the bookmark to the last dated record written, but never past the signpost.
+
+        A record dated after the sync began (changed during it, or dated in the future by a
+        bad import or a skewed clock) must not carry the bookmark past edits made before it.
+        """
+        if self._unbooked is not None:
+            record, context = self._unbooked
+            self._unbooked = None
+            key = t.cast("str", self.replication_key)
+            if record[key] > self.signpost:
+                record = {**record, key: self.signpost}
+            super()._increment_stream_state(record, context=context)
+
+    @override
+    def _write_state_message(self) -> None:
+        """Move the bookmark to the last record written, then write STATE as the SDK does."""
+        self._advance_bookmark()
+        super()._write_state_message()
+
+    @override
+    def _finalize_state(self, state: dict[str, t.Any] | None = None) -> None:
+        """Move the bookmark to the last record written before the SDK finalises the state."""
+        self._advance_bookmark()
+        super()._finalize_state(state)
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        """None for the SDK, whose signpost caps only unsorted streams: this one caps its own."""
+        return
