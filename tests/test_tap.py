@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 
 import jwt
 import pytest
-from singer_sdk.testing import get_tap_test_class
+from singer_sdk.testing import TapTestRunner, get_tap_test_class
 
 from tap_heymarket.auth import TOKEN_LIFETIME_SECONDS, HeymarketJWTAuthenticator
 from tap_heymarket.normalize import NormalizeReport, normalize_contact
@@ -20,10 +20,23 @@ from testbed.runs import run_tap, tap_command, tap_config, tap_env, write_json
 
 FAKE_CREDENTIALS = {"api_secret_id": "fake-secret-id", "api_secret_key": "fake-secret-key"}
 
-_SDK_SUITE_FAKE = FakeHeymarket(contacts=250, seed=5).start()
-atexit.register(_SDK_SUITE_FAKE.stop)
+#: The SDK builds its test class, and lists the streams to test, when this module is imported:
+#: it needs a config then, but no server. Nothing listens on port 9 of loopback (discard), so a
+#: test that used this config instead of the fake's would fail rather than pass by accident.
+_IMPORT_TIME_CONFIG = {**FAKE_CREDENTIALS, "api_url": "http://127.0.0.1:9"}
+_SDKStandardSuite = get_tap_test_class(TapHeymarket, config=_IMPORT_TIME_CONFIG)
 
-TestSDKStandardSuite = get_tap_test_class(TapHeymarket, config=tap_config(_SDK_SUITE_FAKE))
+
+class TestSDKStandardSuite(_SDKStandardSuite):
+    """The SDK's standard tap tests, run against a fake started for this class alone."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def runner(cls) -> Iterator[TapTestRunner]:
+        with FakeHeymarket(contacts=250, seed=5) as fake:
+            runner = TapTestRunner(TapHeymarket, config=tap_config(fake), parse_env_config=True)
+            runner.sync_all()
+            yield runner
 
 
 def expected_records(fake: FakeHeymarket) -> dict[int, dict]:
