@@ -1243,7 +1243,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"fake Heymarket at {fake.url} ({args.contacts} contacts) {credentials}", flush=True)
         while not done.wait(0.5):
             pass
-
-
-if __name__ == "__main__":
-    main()
