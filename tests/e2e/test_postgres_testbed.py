@@ -17,6 +17,8 @@ from testbed.postgres import (
     pg_binary,
 )
 
+pytestmark = pytest.mark.e2e  # each test starts PostgreSQL servers of its own
+
 
 def psql_over_tcp(
     info: PostgresInfo, sql: str, *, password: str | None = None
