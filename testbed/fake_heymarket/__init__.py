@@ -16,42 +16,58 @@ date plus a join of a slice: a small fraction of a millisecond even with 100,000
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import collections
 import contextlib
-import functools
 import hashlib
-import hmac
 import http
 import itertools
 import json
 import math
 import random
-import re
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-import unicodedata
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from testbed.fake_heymarket.auth import IAT_SKEW, TOKEN_LIFETIME, authenticate, make_jwt
+from testbed.fake_heymarket.generator import INBOXES, ContactGenerator
+from testbed.fake_heymarket.wire import (
+    format_go_time,
+    format_us,
+    go_json,
+    is_int,
+    parse_ns,
+    parse_time,
+)
+
+__all__ = [
+    "CONFIG_KNOBS",
+    "FAULT_KINDS",
+    "IAT_SKEW",
+    "INBOXES_PATH",
+    "LIST_PATH",
+    "ORDERS",
+    "TIE_ORDERS",
+    "TOKEN_LIFETIME",
+    "FakeHeymarket",
+    "format_go_time",
+    "main",
+    "make_jwt",
+    "parse_time",
+]
+
 LIST_PATH = "/v2/contacts/list"
 INBOXES_PATH = "/v1/inboxes"
-#: Heymarket refuses a JWT this many seconds after its ``iat``.
-TOKEN_LIFETIME = 300
-#: Clock skew tolerated for an ``iat`` in the future.
-IAT_SKEW = 30
 FAULT_KINDS = frozenset(
     {
         "429",
@@ -93,22 +109,8 @@ TIE_ORDERS = ("id", "id-desc", "id-text", "hash", "unstable")
 #: asked and then each page shuffled.
 ORDERS = ("as-asked", "newest-first", "shuffled")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
-_UNSET_TIME = "0001-01-01T00:00:00Z"
 #: Sort position of a raw record whose ``updated`` does not parse: before everything.
 _UNPARSEABLE_US = -(1 << 63)
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:Z|([+-])(\d{2}):(\d{2}))"
-)
-#: Go's encoding/json escapes these inside strings; so do we, so clients meet what Go writes.
-_GO_ESCAPES = (
-    ("<", "\\u003c"),
-    (">", "\\u003e"),
-    ("&", "\\u0026"),
-    ("\u2028", "\\u2028"),
-    ("\u2029", "\\u2029"),
-)
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _INVALID = object()
@@ -146,332 +148,6 @@ _CANNED_FAULTS: dict[str, tuple[int, str, bytes]] = {
     "401": (401, _JSON, _error("unauthorized", "token revoked")),
     "403": (403, _JSON, _error("denied", "this key may not list contacts")),
 }
-
-
-# --------------------------------------------------------------------------- time
-
-
-def format_go_time(dt: datetime) -> str:
-    """Write ``dt`` like Go's RFC3339Nano in UTC: ``Z``, fractional digits trimmed of zeros."""
-    if dt.tzinfo is None:
-        raise ValueError("format_go_time needs an aware datetime")
-    return _format_us((dt - _EPOCH) // _US)
-
-
-@functools.lru_cache(maxsize=8192)
-def _day(days: int) -> str:
-    return (_EPOCH.date() + timedelta(days=days)).isoformat()
-
-
-def _format_us(us: int) -> str:
-    """Format µs since the epoch, Go-style; the hot path of generation, hence no datetime."""
-    seconds, frac = divmod(us, 1_000_000)
-    days, seconds = divmod(seconds, 86_400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    text = f"{_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}"
-    if frac:
-        text += "." + f"{frac:06d}".rstrip("0")
-    return text + "Z"
-
-
-def _parse_ns(text: str) -> int:
-    """Nanoseconds since the epoch of an RFC 3339 string (ns, as Go compares a ``date``)."""
-    match = _RFC3339.fullmatch(text)
-    if not match:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
-    frac, sign, off_h, off_m = match.group(7, 8, 9, 10)
-    offset = timedelta(0)
-    if sign:
-        if int(off_h) > 23 or int(off_m) > 59:
-            raise ValueError(f"bad UTC offset in {text!r}")
-        offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (1 if sign == "+" else -1)
-    base = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
-    seconds = (base - _EPOCH) // timedelta(seconds=1)
-    return seconds * 1_000_000_000 + int(((frac or "") + "000000000")[:9])
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp (``Z`` or offset, any fraction) to an aware UTC datetime (µs)."""
-    return _EPOCH + (_parse_ns(text) // 1000) * _US
-
-
-# --------------------------------------------------------------------------- JSON and JWT
-
-
-def _go_json(value: Any) -> str:
-    """Serialise compactly with raw UTF-8, escaping ``<>&`` like Go's encoder."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in _GO_ESCAPES:
-        if char in text:
-            text = text.replace(char, escaped)
-    return text
-
-
-def _b64url(segment: str) -> bytes:
-    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
-
-
-def make_jwt(secret_id: str, secret_key: str, iat: int | None = None) -> str:
-    """Mint a token the way the vendor documents, with stdlib only (no key-length warnings)."""
-    claims = {"iss": secret_id, "iat": int(time.time()) if iat is None else iat}
-    segments = [
-        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
-        for part in ({"alg": "HS256", "typ": "JWT"}, claims)
-    ]
-    signing_input = ".".join(segments).encode()
-    key = f"{secret_id}||{secret_key}".encode()
-    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
-    return ".".join([*segments, base64.urlsafe_b64encode(signature).rstrip(b"=").decode()])
-
-
-def _check_jwt(token: str, secret_id: str, secret_key: str, now: float) -> str | None:
-    """Why ``token`` is refused, or None if it is a valid Heymarket JWT right now."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return "malformed token: not a JWT"
-    try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-        signature = _b64url(parts[2])
-    except (ValueError, binascii.Error):
-        return "malformed token: bad base64url or JSON"
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return "malformed token: header and claims must be JSON objects"
-    if header.get("alg") != "HS256":
-        return f"unsupported alg {header.get('alg')!r}: expected HS256"
-    key = f"{secret_id}||{secret_key}".encode()
-    expected = hmac.new(key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, signature):
-        return "bad signature"
-    if claims.get("iss") != secret_id:
-        return f"wrong issuer {claims.get('iss')!r}"
-    iat = claims.get("iat")
-    if not isinstance(iat, int) or isinstance(iat, bool):
-        return "iat missing or not an integer"
-    if now - iat > TOKEN_LIFETIME:
-        return f"token expired: iat is {int(now - iat)} s old, tokens live {TOKEN_LIFETIME} s"
-    if iat - now > IAT_SKEW:
-        return f"iat is {int(iat - now)} s in the future"
-    return None
-
-
-# --------------------------------------------------------------------------- data generation
-
-_FIRST = (
-    "James", "Mary", "José", "Zoë", "Łukasz", "Nguyễn", "李", "محمد", "Aoife", "Søren",
-    "François", "Priya", "Dmitri", "Ana", "Björn", "Chloé", "Kwame", "Yuki", "Olga", "Mateo",
-    "Siobhán", "Ngozi", "Amélie", "Jürgen", "Émile", "Ines", "Oleksandr", "Mei", "Tomás", "Sam",
-)  # fmt: skip
-_LAST = (
-    "Smith", "García", "Müller", "Nguyễn", "李", "O'Brien", "Kowalski", "Ødegaard", "Абрамов",
-    "الحسن", "Papadopoulos", "Dubois", "Tanaka", "Okafor", "Rossi", "Fernández", "Novák",
-    "Hernández", "Kim", "Johansson", "", "Çelik", "Đorđević", "Wright-Phillips",
-)  # fmt: skip
-_EMOJI = ("🦄", "🌮", "⭐", "🚀", "👩🏽‍💻", "🇫🇷")
-_DOMAINS = ("gmail.com", "example.com", "acme.io", "yahoo.co.uk", "outlook.com", "empresa.mx")
-_TEAM_ID = 4242
-_INBOXES = (
-    {"id": 1201, "name": "Sales", "phone": "15105550100", "team_id": _TEAM_ID},
-    {"id": 1202, "name": "Support ☎", "phone": "15105550101", "team_id": _TEAM_ID},
-    {"id": 1305, "name": "Marketing", "phone": "14155550199", "team_id": _TEAM_ID},
-)
-_USERS = ((3101, "Ana Ops"), (3102, "Ben Sales"), (3117, "Chloé Support"), (3150, "李 Wei"))
-_NOTE_TEXTS = (
-    "Called, left voicemail.",
-    "Prefers SMS after 5pm 📱",
-    "Line one\nLine two\n\nLine four",
-    "<b>VIP</b> & partner -- handle with care",
-    'He said "ok" \\ then hung up',
-    "Rendez-vous à 15h — confirmé ✅",
-    "Renewal due; send quote.\r\nCC finance.",
-    "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 40,
-)
-_TAG_NAMES = (
-    "vip", "lead", "customer", "churn-risk", "newsletter", "Événement 2024", "🔥 hot",
-    "wholesale", "partner", "do-not-call", "support", "beta",
-)  # fmt: skip
-_OPS = ("update", "update", "update", "import", "create", "merge")
-_TIERS = ("Enterprise", "SMB", "Mid-Market")
-
-
-def _ascii(name: str) -> str:
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]", "", folded.lower())
-
-
-class _Generator:
-    """Deterministic (per seed) realistic contacts, written straight to JSON for speed.
-
-    Building the JSON text from pre-encoded fragments is several times faster than building a
-    dict and serialising it, and it is byte-identical to ``_go_json`` of the parsed result (a
-    test checks this), so stored contacts are only ever parsed when one is changed.
-    """
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.random = rng.random
-        self.first = [_go_json(name) for name in _FIRST]
-        self.last = [_go_json(name) for name in _LAST]
-        self.display = [[_go_json(f"{first} {last}".strip()) for last in _LAST] for first in _FIRST]
-        self.local = [
-            [".".join(p for p in (_ascii(first), _ascii(last)) if p) or "user" for last in _LAST]
-            for first in _FIRST
-        ]
-        self.users = [(uid, _go_json(name)) for uid, name in _USERS]
-        self.texts = [_go_json(text) for text in _NOTE_TEXTS]
-        self.emoji = [_go_json(emoji) for emoji in _EMOJI]
-        self.tag_names = [_go_json(name) for name in _TAG_NAMES]
-        tag_time = _format_us(1_600_000_000_000_000)
-        self.tags = [
-            _go_json(
-                {
-                    "id": 500 + i,
-                    "tag": name,
-                    "color": f"#{(i * 2654435761) % 0xFFFFFF:06x}",
-                    "team_id": _TEAM_ID,
-                    "created": tag_time,
-                    "updated": tag_time if i % 3 else _format_us(1_650_000_000_500_000),
-                    "rev": 1 + i % 3,
-                }
-            )
-            for i, name in enumerate(_TAG_NAMES)
-        ]
-
-    def pick(self, n: int) -> int:
-        """Return a uniform index below ``n``, far cheaper than ``randrange``."""
-        return int(self.random() * n)
-
-    def custom(self) -> str:
-        r, pick = self.random, self.pick
-        if r() < 0.4:
-            return "{}"
-        pairs = [f'"12":"{_TIERS[pick(3)]}"']
-        if r() < 0.5:
-            pairs.append(f'"47":"2024-{1 + pick(12):02d}-{1 + pick(28):02d}"')
-        if r() < 0.3:
-            pairs.append(f'"53":"{pick(1000)}"')
-        if r() < 0.1:
-            pairs.append(f'"88":{{"source":"web","utm":{{"campaign":"spring","n":{pick(9)}}}}}')
-        if r() < 0.05:
-            pairs.append(f'"91":["a","b",{self.emoji[pick(len(_EMOJI))]}]')
-        if r() < 0.05:
-            pairs.append('"102":""')
-        return "{" + ",".join(pairs) + "}"
-
-    def notes(self, updated_us: int) -> str:
-        r, pick = self.random, self.pick
-        roll = r()
-        count = 0 if roll < 0.6 else 1 if roll < 0.85 else 2 if roll < 0.95 else 3
-        notes = []
-        for _ in range(count):
-            user_id, name = self.users[pick(len(_USERS))]
-            when = _UNSET_TIME if r() < 0.1 else _format_us(updated_us - pick(10**12))
-            notes.append(
-                f'{{"date":"{when}","id":"{self.rng.getrandbits(48):012x}","name":{name},'
-                f'"text":{self.texts[pick(len(_NOTE_TEXTS))]},"user_id":{user_id}}}'
-            )
-        return "[" + ",".join(notes) + "]"
-
-    def tag_list(self) -> str:
-        roll = self.random()
-        if roll < 0.5:
-            return "[]"
-        pool = self.tag_names if roll < 0.53 else self.tags
-        first, count = self.pick(len(pool)), 1 + self.pick(5)
-        return "[" + ",".join(pool[(first + i) % len(pool)] for i in range(count)) + "]"
-
-    def contact(self, cid: int, updated_us: int, op: str, rev: int) -> str:
-        """One contact as JSON: every field of the vendor's v2 page, plus ``is_opted_out``."""
-        r, pick = self.random, self.pick
-        fi, li = pick(len(_FIRST)), pick(len(_LAST))
-        roll = r()
-        if roll < 0.05:
-            display = _go_json(f"{_FIRST[fi]} {_LAST[li]}".strip() + " " + _EMOJI[pick(6)])
-        else:
-            display = '""' if roll < 0.1 else self.display[fi][li]
-        email = "" if r() < 0.2 else f"{self.local[fi][li]}{cid % 97}@{_DOMAINS[pick(6)]}"
-        updated = _format_us(updated_us)
-        if op == "create":
-            created = updated
-        elif r() < 0.03:
-            created = _UNSET_TIME
-        else:
-            created = _format_us(updated_us - pick(400 * 86_400_000_000))
-        avatar = "" if r() < 0.7 else f"https://cdn.heymarket.com/a/{cid}.jpg"
-        creator = 0 if r() < 0.2 else _USERS[pick(len(_USERS))][0]
-        external_id = "" if r() < 0.6 else f"crm-{pick(10**6):06d}"
-        external_ref = "" if r() < 0.8 else f"sf:003{self.rng.getrandbits(40):010X}"
-        parent = 0 if r() < 0.92 else max(1, cid - 1 - pick(5000))
-        roll = r()
-        if roll < 0.85:
-            phone = f"1{201 + pick(789)}{pick(10_000_000):07d}"
-        elif roll < 0.95:
-            phone = f"447{pick(1_000_000_000):09d}"
-        else:
-            phone = f"52{pick(10_000_000_000):010d}"
-        assigned = 0 if r() < 0.5 else _USERS[pick(len(_USERS))][0]
-        return (
-            f'{{"avatar":"{avatar}","created":"{created}","creator_id":{creator},'
-            f'"custom":{self.custom()},"display_name":{display},"email":"{email}",'
-            f'"external_id":"{external_id}","external_ref":"{external_ref}",'
-            f'"first":{self.first[fi]},"id":{cid},"inbox_id":{_INBOXES[pick(3)]["id"]},'
-            f'"last":{self.last[li]},"note":{self.notes(updated_us)},"op":"{op}",'
-            f'"parent_id":{parent},"phone":"{phone}","rev":{rev},'
-            f'"shared":{"true" if r() < 0.3 else "false"},"team_id":{_TEAM_ID},'
-            f'"type":"contact","updated":"{updated}","assigned_user_id":{assigned},'
-            f'"tags":{self.tag_list()},"is_opted_out":{"true" if r() < 0.05 else "false"}}}'
-        )
-
-    def advance(self, us: int) -> int:
-        """Step to the next distinct ``updated``: sub-second to hours on, 0/3/6 fraction digits."""
-        r, pick = self.random, self.pick
-        roll = r()
-        if roll < 0.1:
-            return us + 1 + pick(999_999)
-        if roll < 0.75:
-            gap = 1 + pick(60)
-        elif roll < 0.97:
-            gap = 60 + pick(1140)
-        else:
-            gap = 3600 + pick(3 * 3600)
-        roll = r()
-        frac = 0 if roll < 0.4 else pick(1000) * 1000 if roll < 0.65 else pick(1_000_000)
-        return (us // 1_000_000 + gap) * 1_000_000 + frac
-
-    def timeline(self, n: int, start_us: int, tie_groups: int, tie_size: int) -> list[int]:
-        """``n`` ascending ``updated`` values: small 2-5 ties now and then, and bulk-import ties."""
-        r, pick = self.random, self.pick
-        sizes = []
-        remaining = n - tie_groups * tie_size
-        while remaining > 0:
-            size = min(remaining, 2 + pick(4) if r() < 0.04 else 1)
-            sizes.append(size)
-            remaining -= size
-        for _ in range(tie_groups):
-            sizes.insert(pick(len(sizes) + 1), tie_size)
-        out: list[int] = []
-        us = start_us
-        for i, size in enumerate(sizes):
-            if i:
-                us = self.advance(us)
-            out.extend([us] * size)
-        return out
-
-    def ids(self, n: int, first: int) -> list[int]:
-        """Ascending ids with gaps (deleted contacts), shuffled within small windows."""
-        r, pick = self.random, self.pick
-        ids = []
-        cid = first
-        for _ in range(n):
-            ids.append(cid)
-            cid += 1 if r() < 0.9 else 2 + pick(5)
-        for lo in range(0, n, 16):
-            window = ids[lo : lo + 16]
-            self.rng.shuffle(window)
-            ids[lo : lo + 16] = window
-        return ids
 
 
 def _id_key(record: dict[str, Any]) -> tuple[int, Any]:
@@ -571,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(head + body)
 
     def _json(self, status: int, value: Any) -> None:
-        self._send(status, _go_json(value).encode("utf-8", "surrogatepass"))
+        self._send(status, go_json(value).encode("utf-8", "surrogatepass"))
 
     def _dispatch(self) -> None:
         fake = self.server.fake
@@ -615,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             if auth is None:
                 self._json(401, {"error": "unauthorized", "message": why})
             else:
-                self._json(200, list(_INBOXES))
+                self._json(200, list(INBOXES))
         else:
             self._json(404, {"error": "not_found", "message": f"no route {self.command} {path}"})
 
@@ -708,10 +384,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, result)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _list_params(body: Any) -> tuple[int, int, int | None, bool] | str:
     """``(limit, page, date_ns, ascending)`` from a list body, or the ``bad_data`` message."""
     if body is _INVALID:
@@ -719,10 +391,10 @@ def _list_params(body: Any) -> tuple[int, int, int | None, bool] | str:
     if not isinstance(body, dict):
         return "body must be a JSON object"
     limit = body.get("limit", 30)
-    if not _is_int(limit) or not 1 <= limit <= 100:
+    if not is_int(limit) or not 1 <= limit <= 100:
         return f"limit must be an integer from 1 to 100, got {limit!r}"
     page = body.get("page", 0)
-    if not _is_int(page) or page < 0:
+    if not is_int(page) or page < 0:
         return f"page must be a non-negative integer, got {page!r}"
     date_ns = None
     if "date" in body:
@@ -730,7 +402,7 @@ def _list_params(body: Any) -> tuple[int, int, int | None, bool] | str:
         try:
             if not isinstance(date, str):
                 raise TypeError
-            date_ns = _parse_ns(date)
+            date_ns = parse_ns(date)
         except (TypeError, ValueError, OverflowError):
             return f"date must be an RFC 3339 timestamp, got {date!r}"
     ascending = body.get("ascending", False)
@@ -800,7 +472,7 @@ class FakeHeymarket:
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(seed + 1)
         self._order_rng = random.Random(seed + 2)
-        self._gen = _Generator(self._rng)
+        self._gen = ContactGenerator(self._rng)
         self._faults: collections.deque[str] = collections.deque()
         self._hits: collections.deque[float] = collections.deque()
         self._rate_lock = threading.Lock()
@@ -808,7 +480,7 @@ class FakeHeymarket:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._generate(contacts, _parse_ns(start) // 1000, tie_groups, tie_size)
+        self._generate(contacts, parse_ns(start) // 1000, tie_groups, tie_size)
 
     # ---- lifecycle
 
@@ -888,19 +560,10 @@ class FakeHeymarket:
             stamp = self._clock() if same_time else None
             for cid in ids:
                 record = json.loads(self._remove(cid))
-                rev = record.get("rev")
-                record["rev"] = rev + 1 if _is_int(rev) else 1
-                record["op"] = "update"
-                first = _FIRST[self._gen.pick(len(_FIRST))]
-                record["first"] = first
-                record["display_name"] = f"{first} {record.get('last', '')}".strip()
-                custom = record.get("custom")
-                if isinstance(custom, dict):
-                    record["custom"] = {**custom, "12": _TIERS[self._gen.pick(len(_TIERS))]}
-                record["is_opted_out"] = self._rng.random() < 0.05
+                self._gen.edit(record)
                 updated_us = stamp if stamp is not None else self._clock()
-                record["updated"] = _format_us(updated_us)
-                self._insert(_go_json(record), updated_us, 0, cid)
+                record["updated"] = format_us(updated_us)
+                self._insert(go_json(record), updated_us, 0, cid)
             return ids
 
     def create_contacts(self, n: int, *, same_time: bool = False) -> list[int]:
@@ -925,10 +588,10 @@ class FakeHeymarket:
 
     def add_raw(self, record: dict[str, Any]) -> None:
         """Insert ``record`` as-is (bad-data tests); an unparseable ``updated`` sorts it first."""
-        text = _go_json(record)  # fail here, not mid-response, if it cannot be served
+        text = go_json(record)  # fail here, not mid-response, if it cannot be served
         updated = record.get("updated")
         try:
-            updated_us = _parse_ns(updated) // 1000 if isinstance(updated, str) else None
+            updated_us = parse_ns(updated) // 1000 if isinstance(updated, str) else None
         except (ValueError, OverflowError):
             updated_us = None
         with self._lock:
@@ -942,7 +605,7 @@ class FakeHeymarket:
         For what ``add_raw`` cannot write: a lone ``\ud800`` JSON escape, or a lone surrogate
         character, which goes out as the invalid UTF-8 bytes ED A0 80.
         """
-        updated_us = _parse_ns(updated) // 1000 if updated is not None else _UNPARSEABLE_US
+        updated_us = parse_ns(updated) // 1000 if updated is not None else _UNPARSEABLE_US
         with self._lock:
             self._insert(text, updated_us, *_id_key({} if id is None else {"id": id}))
 
@@ -960,12 +623,10 @@ class FakeHeymarket:
         gen = self._gen
         stamps = gen.timeline(n, start_us, tie_groups, tie_size)
         ids = gen.ids(n, self._next_id)
-        rows = []
-        for cid, updated_us in zip(ids, stamps, strict=True):
-            op = _OPS[gen.pick(len(_OPS))]
-            rev = 1 if op == "create" else 2 + gen.pick(28)
-            text = gen.contact(cid, updated_us, op, rev)
-            rows.append(((updated_us, 0, cid, next(self._seq)), text))
+        rows = [
+            ((updated_us, 0, cid, next(self._seq)), gen.initial(cid, updated_us))
+            for cid, updated_us in zip(ids, stamps, strict=True)
+        ]
         rows.sort(key=lambda row: row[0])
         self._keys = [key for key, _ in rows]
         self._json = [text for _, text in rows]
@@ -1052,7 +713,7 @@ class FakeHeymarket:
             rng = self._order_rng
             return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], rng.random()))
         tie_key: Callable[[Any], Any] = {
-            "id-desc": lambda cid: -cid if _is_int(cid) else 0,
+            "id-desc": lambda cid: -cid if is_int(cid) else 0,
             "id-text": str,
             "hash": lambda cid: hashlib.sha256(str(cid).encode()).digest(),
         }[self.tie_order]
@@ -1117,16 +778,7 @@ class FakeHeymarket:
 
     def _authenticate(self, header: str | None) -> tuple[str | None, str]:
         """``("jwt" | "api_key", "")`` for good credentials, else ``(None, why)``."""
-        if not header:
-            return None, "missing Authorization header"
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return None, "Authorization header must be 'Bearer <token>'"
-        if self.api_key is not None and hmac.compare_digest(token, self.api_key):
-            return "api_key", ""
-        why = _check_jwt(token, self.secret_id, self.secret_key, time.time())
-        return ("jwt", "") if why is None else (None, why)
+        return authenticate(header, self.secret_id, self.secret_key, self.api_key)
 
     def _admin_call(self, method: str, path: str, body: dict[str, Any]) -> Any:
         """Run an admin command; None means no such route."""

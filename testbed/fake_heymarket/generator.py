@@ -1,0 +1,255 @@
+"""Deterministic (per seed), realistic contacts, written straight to Go's JSON for speed.
+
+Names in many scripts, emoji, empty strings, zero dates, long notes, nested custom fields, tags
+as strings or objects: what a real account holds and a client must carry through unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from typing import Any
+
+from testbed.fake_heymarket.wire import format_us, go_json, is_int
+
+#: Go's zero ``time.Time``, which the API writes for a date never set.
+UNSET_TIME = "0001-01-01T00:00:00Z"
+_FIRST = (
+    "James", "Mary", "José", "Zoë", "Łukasz", "Nguyễn", "李", "محمد", "Aoife", "Søren",
+    "François", "Priya", "Dmitri", "Ana", "Björn", "Chloé", "Kwame", "Yuki", "Olga", "Mateo",
+    "Siobhán", "Ngozi", "Amélie", "Jürgen", "Émile", "Ines", "Oleksandr", "Mei", "Tomás", "Sam",
+)  # fmt: skip
+_LAST = (
+    "Smith", "García", "Müller", "Nguyễn", "李", "O'Brien", "Kowalski", "Ødegaard", "Абрамов",
+    "الحسن", "Papadopoulos", "Dubois", "Tanaka", "Okafor", "Rossi", "Fernández", "Novák",
+    "Hernández", "Kim", "Johansson", "", "Çelik", "Đorđević", "Wright-Phillips",
+)  # fmt: skip
+_EMOJI = ("🦄", "🌮", "⭐", "🚀", "👩🏽‍💻", "🇫🇷")
+_DOMAINS = ("gmail.com", "example.com", "acme.io", "yahoo.co.uk", "outlook.com", "empresa.mx")
+TEAM_ID = 4242
+#: The account's inboxes: what ``GET /v1/inboxes`` lists and contacts' ``inbox_id`` points at.
+INBOXES = (
+    {"id": 1201, "name": "Sales", "phone": "15105550100", "team_id": TEAM_ID},
+    {"id": 1202, "name": "Support ☎", "phone": "15105550101", "team_id": TEAM_ID},
+    {"id": 1305, "name": "Marketing", "phone": "14155550199", "team_id": TEAM_ID},
+)
+_USERS = ((3101, "Ana Ops"), (3102, "Ben Sales"), (3117, "Chloé Support"), (3150, "李 Wei"))
+_NOTE_TEXTS = (
+    "Called, left voicemail.",
+    "Prefers SMS after 5pm 📱",
+    "Line one\nLine two\n\nLine four",
+    "<b>VIP</b> & partner -- handle with care",
+    'He said "ok" \\ then hung up',
+    "Rendez-vous à 15h — confirmé ✅",
+    "Renewal due; send quote.\r\nCC finance.",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 40,
+)
+_TAG_NAMES = (
+    "vip", "lead", "customer", "churn-risk", "newsletter", "Événement 2024", "🔥 hot",
+    "wholesale", "partner", "do-not-call", "support", "beta",
+)  # fmt: skip
+_OPS = ("update", "update", "update", "import", "create", "merge")
+_TIERS = ("Enterprise", "SMB", "Mid-Market")
+
+
+def _ascii(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]", "", folded.lower())
+
+
+class ContactGenerator:
+    """Contacts as JSON text, built from pre-encoded fragments: several times faster than a dict.
+
+    The text is byte-identical to ``go_json`` of the parsed result (a test checks this), so a
+    stored contact is only ever parsed when it is changed.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.random = rng.random
+        self.first = [go_json(name) for name in _FIRST]
+        self.last = [go_json(name) for name in _LAST]
+        self.display = [[go_json(f"{first} {last}".strip()) for last in _LAST] for first in _FIRST]
+        self.local = [
+            [".".join(p for p in (_ascii(first), _ascii(last)) if p) or "user" for last in _LAST]
+            for first in _FIRST
+        ]
+        self.users = [(uid, go_json(name)) for uid, name in _USERS]
+        self.texts = [go_json(text) for text in _NOTE_TEXTS]
+        self.emoji = [go_json(emoji) for emoji in _EMOJI]
+        self.tag_names = [go_json(name) for name in _TAG_NAMES]
+        tag_time = format_us(1_600_000_000_000_000)
+        self.tags = [
+            go_json(
+                {
+                    "id": 500 + i,
+                    "tag": name,
+                    "color": f"#{(i * 2654435761) % 0xFFFFFF:06x}",
+                    "team_id": TEAM_ID,
+                    "created": tag_time,
+                    "updated": tag_time if i % 3 else format_us(1_650_000_000_500_000),
+                    "rev": 1 + i % 3,
+                }
+            )
+            for i, name in enumerate(_TAG_NAMES)
+        ]
+
+    def pick(self, n: int) -> int:
+        """Return a uniform index below ``n``, far cheaper than ``randrange``."""
+        return int(self.random() * n)
+
+    def custom(self) -> str:
+        """The ``custom`` object: often empty, else a tier and now and then dates, nesting, lists."""
+        r, pick = self.random, self.pick
+        if r() < 0.4:
+            return "{}"
+        pairs = [f'"12":"{_TIERS[pick(3)]}"']
+        if r() < 0.5:
+            pairs.append(f'"47":"2024-{1 + pick(12):02d}-{1 + pick(28):02d}"')
+        if r() < 0.3:
+            pairs.append(f'"53":"{pick(1000)}"')
+        if r() < 0.1:
+            pairs.append(f'"88":{{"source":"web","utm":{{"campaign":"spring","n":{pick(9)}}}}}')
+        if r() < 0.05:
+            pairs.append(f'"91":["a","b",{self.emoji[pick(len(_EMOJI))]}]')
+        if r() < 0.05:
+            pairs.append('"102":""')
+        return "{" + ",".join(pairs) + "}"
+
+    def notes(self, updated_us: int) -> str:
+        """The ``note`` list: mostly empty, else up to 3, some multi-line, long or zero-dated."""
+        r, pick = self.random, self.pick
+        roll = r()
+        count = 0 if roll < 0.6 else 1 if roll < 0.85 else 2 if roll < 0.95 else 3
+        notes = []
+        for _ in range(count):
+            user_id, name = self.users[pick(len(_USERS))]
+            when = UNSET_TIME if r() < 0.1 else format_us(updated_us - pick(10**12))
+            notes.append(
+                f'{{"date":"{when}","id":"{self.rng.getrandbits(48):012x}","name":{name},'
+                f'"text":{self.texts[pick(len(_NOTE_TEXTS))]},"user_id":{user_id}}}'
+            )
+        return "[" + ",".join(notes) + "]"
+
+    def tag_list(self) -> str:
+        """The ``tags`` list: half empty, rarely bare names, else tag objects."""
+        roll = self.random()
+        if roll < 0.5:
+            return "[]"
+        pool = self.tag_names if roll < 0.53 else self.tags
+        first, count = self.pick(len(pool)), 1 + self.pick(5)
+        return "[" + ",".join(pool[(first + i) % len(pool)] for i in range(count)) + "]"
+
+    def contact(self, cid: int, updated_us: int, op: str, rev: int) -> str:
+        """One contact as JSON: every field of the vendor's v2 page, plus ``is_opted_out``."""
+        r, pick = self.random, self.pick
+        fi, li = pick(len(_FIRST)), pick(len(_LAST))
+        roll = r()
+        if roll < 0.05:
+            display = go_json(f"{_FIRST[fi]} {_LAST[li]}".strip() + " " + _EMOJI[pick(6)])
+        else:
+            display = '""' if roll < 0.1 else self.display[fi][li]
+        email = "" if r() < 0.2 else f"{self.local[fi][li]}{cid % 97}@{_DOMAINS[pick(6)]}"
+        updated = format_us(updated_us)
+        if op == "create":
+            created = updated
+        elif r() < 0.03:
+            created = UNSET_TIME
+        else:
+            created = format_us(updated_us - pick(400 * 86_400_000_000))
+        avatar = "" if r() < 0.7 else f"https://cdn.heymarket.com/a/{cid}.jpg"
+        creator = 0 if r() < 0.2 else _USERS[pick(len(_USERS))][0]
+        external_id = "" if r() < 0.6 else f"crm-{pick(10**6):06d}"
+        external_ref = "" if r() < 0.8 else f"sf:003{self.rng.getrandbits(40):010X}"
+        parent = 0 if r() < 0.92 else max(1, cid - 1 - pick(5000))
+        roll = r()
+        if roll < 0.85:
+            phone = f"1{201 + pick(789)}{pick(10_000_000):07d}"
+        elif roll < 0.95:
+            phone = f"447{pick(1_000_000_000):09d}"
+        else:
+            phone = f"52{pick(10_000_000_000):010d}"
+        assigned = 0 if r() < 0.5 else _USERS[pick(len(_USERS))][0]
+        return (
+            f'{{"avatar":"{avatar}","created":"{created}","creator_id":{creator},'
+            f'"custom":{self.custom()},"display_name":{display},"email":"{email}",'
+            f'"external_id":"{external_id}","external_ref":"{external_ref}",'
+            f'"first":{self.first[fi]},"id":{cid},"inbox_id":{INBOXES[pick(3)]["id"]},'
+            f'"last":{self.last[li]},"note":{self.notes(updated_us)},"op":"{op}",'
+            f'"parent_id":{parent},"phone":"{phone}","rev":{rev},'
+            f'"shared":{"true" if r() < 0.3 else "false"},"team_id":{TEAM_ID},'
+            f'"type":"contact","updated":"{updated}","assigned_user_id":{assigned},'
+            f'"tags":{self.tag_list()},"is_opted_out":{"true" if r() < 0.05 else "false"}}}'
+        )
+
+    def initial(self, cid: int, updated_us: int) -> str:
+        """A contact the account held before the fake started, so with any ``op`` and ``rev``."""
+        op = _OPS[self.pick(len(_OPS))]
+        rev = 1 if op == "create" else 2 + self.pick(28)
+        return self.contact(cid, updated_us, op, rev)
+
+    def edit(self, record: dict[str, Any]) -> None:
+        """What a user's edit changes in ``record``: rev+1, a new first name, tier and opt-out.
+
+        The caller sets ``updated``; raw records of any shape are edited without failing.
+        """
+        rev = record.get("rev")
+        record["rev"] = rev + 1 if is_int(rev) else 1
+        record["op"] = "update"
+        first = _FIRST[self.pick(len(_FIRST))]
+        record["first"] = first
+        record["display_name"] = f"{first} {record.get('last', '')}".strip()
+        custom = record.get("custom")
+        if isinstance(custom, dict):
+            record["custom"] = {**custom, "12": _TIERS[self.pick(len(_TIERS))]}
+        record["is_opted_out"] = self.random() < 0.05
+
+    def advance(self, us: int) -> int:
+        """Step to the next distinct ``updated``: sub-second to hours on, 0/3/6 fraction digits."""
+        r, pick = self.random, self.pick
+        roll = r()
+        if roll < 0.1:
+            return us + 1 + pick(999_999)
+        if roll < 0.75:
+            gap = 1 + pick(60)
+        elif roll < 0.97:
+            gap = 60 + pick(1140)
+        else:
+            gap = 3600 + pick(3 * 3600)
+        roll = r()
+        frac = 0 if roll < 0.4 else pick(1000) * 1000 if roll < 0.65 else pick(1_000_000)
+        return (us // 1_000_000 + gap) * 1_000_000 + frac
+
+    def timeline(self, n: int, start_us: int, tie_groups: int, tie_size: int) -> list[int]:
+        """``n`` ascending ``updated`` values: small 2-5 ties now and then, and bulk-import ties."""
+        r, pick = self.random, self.pick
+        sizes = []
+        remaining = n - tie_groups * tie_size
+        while remaining > 0:
+            size = min(remaining, 2 + pick(4) if r() < 0.04 else 1)
+            sizes.append(size)
+            remaining -= size
+        for _ in range(tie_groups):
+            sizes.insert(pick(len(sizes) + 1), tie_size)
+        out: list[int] = []
+        us = start_us
+        for i, size in enumerate(sizes):
+            if i:
+                us = self.advance(us)
+            out.extend([us] * size)
+        return out
+
+    def ids(self, n: int, first: int) -> list[int]:
+        """Ascending ids with gaps (deleted contacts), shuffled within small windows."""
+        r, pick = self.random, self.pick
+        ids = []
+        cid = first
+        for _ in range(n):
+            ids.append(cid)
+            cid += 1 if r() < 0.9 else 2 + pick(5)
+        for lo in range(0, n, 16):
+            window = ids[lo : lo + 16]
+            self.rng.shuffle(window)
+            ids[lo : lo + 16] = window
+        return ids
