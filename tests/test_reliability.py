@@ -12,15 +12,15 @@ import signal
 
 import jwt
 import pytest
+import requests
 
 from tap_heymarket.client import (
-    MAX_IN_FLIGHT,
     MAX_RETRY_AFTER_SECONDS,
     HeymarketAPIError,
     HeymarketStream,
-    in_flight_target,
     retry_after_seconds,
 )
+from tap_heymarket.fetching import MAX_IN_FLIGHT, in_flight_target
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FAULT_KINDS, FakeHeymarket
 from testbed.runs import run_tap, tap_config
@@ -152,13 +152,13 @@ def test_retries_back_off_exponentially_with_jitter_each_with_a_fresh_token(monk
         fake.queue_faults("503", "503", "503", "503", "503")
         monkeypatch.setattr("tap_heymarket.client.time.sleep", sleep)
         monkeypatch.setattr(stream.authenticator, "_clock", lambda: clock[0])
-        send = stream._session.send
+        send = requests.Session.send
 
-        def recording_send(prepared, **kwargs):
+        def recording_send(session, prepared, **kwargs):
             sent.append(prepared.headers["Authorization"].split()[1])
-            return send(prepared, **kwargs)
+            return send(session, prepared, **kwargs)
 
-        monkeypatch.setattr(stream._session, "send", recording_send)
+        monkeypatch.setattr(requests.Session, "send", recording_send)
         with pytest.raises(HeymarketAPIError) as failure:
             stream.post_json({"limit": 5, "page": 0, "ascending": True})
 
@@ -234,7 +234,10 @@ def test_a_quarter_of_requests_failing_under_a_tight_rate_limit_loses_no_contact
 
 def test_a_json_array_of_non_objects_is_a_failure_not_a_page_of_contacts():
     with FakeHeymarket(contacts=3, seed=11) as fake:
-        fake._insert("42", 0, 0, 42)  # a bare number among the contacts
-        stream = in_process_stream(fake, max_retries=0)
-        with pytest.raises(HeymarketAPIError, match="instead of a JSON array of contact objects"):
-            stream.post_json({"limit": 5, "page": 0, "ascending": True})
+        fake.add_raw_json("42", None, None)  # a bare number among the contacts
+        run = run_tap(tap_config(fake, max_retries=0))
+
+    assert run.returncode == 1, "taken for a page of contacts, the number would be skipped"
+    assert "instead of a JSON array of contact objects" in run.stderr
+    assert "X-Request-Id: " in run.stderr and "Traceback" not in run.stderr
+    assert not run.records
