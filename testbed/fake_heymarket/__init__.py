@@ -40,7 +40,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from testbed.fake_heymarket.auth import IAT_SKEW, TOKEN_LIFETIME, authenticate, make_jwt
+from testbed.fake_heymarket.faults import CANNED, FAULT_KINDS, FaultQueue, spoil
 from testbed.fake_heymarket.generator import INBOXES, ContactGenerator
+from testbed.fake_heymarket.reply import Reply, error_reply, gateway_error, json_reply
 from testbed.fake_heymarket.wire import (
     format_go_time,
     format_us,
@@ -68,22 +70,6 @@ __all__ = [
 
 LIST_PATH = "/v2/contacts/list"
 INBOXES_PATH = "/v1/inboxes"
-FAULT_KINDS = frozenset(
-    {
-        "429",
-        "500",
-        "500-html",
-        "502",
-        "503",
-        "cut",
-        "hang",
-        "json-truncated",
-        "html-200",
-        "error-object-200",
-        "401",
-        "403",
-    }
-)
 #: Knobs ``POST /_admin/config`` may set, with the type each must have.
 CONFIG_KNOBS: dict[str, tuple[type, ...]] = {
     "latency": (int, float),
@@ -111,43 +97,7 @@ ORDERS = ("as-asked", "newest-first", "shuffled")
 
 #: Sort position of a raw record whose ``updated`` does not parse: before everything.
 _UNPARSEABLE_US = -(1 << 63)
-_JSON = "application/json"
-_HTML = "text/html; charset=utf-8"
 _INVALID = object()
-
-_HTML_500 = (
-    b"<!DOCTYPE html><html><head><title>500 Internal Server Error</title></head>"
-    b"<body><h1>Internal Server Error</h1><p>The server encountered an internal error and was "
-    b"unable to complete your request.</p></body></html>"
-)
-_HTML_502 = (
-    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    b"</body>\r\n</html>\r\n"
-)
-_HTML_200 = (
-    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Heymarket | Sign in'
-    b"</title></head><body><h1>We&rsquo;ll be right back</h1><p>Heymarket is undergoing "
-    b'scheduled maintenance.</p><form action="/login" method="post"><input name="email">'
-    b'<input name="password" type="password"><button>Sign in</button></form></body></html>'
-)
-
-
-def _error(error: str, message: str) -> bytes:
-    return json.dumps({"error": error, "message": message}).encode()
-
-
-#: Faults that replace the response outright: status, content type, body.
-_CANNED_FAULTS: dict[str, tuple[int, str, bytes]] = {
-    "500": (500, _JSON, _error("server_error", "internal server error")),
-    "500-html": (500, _HTML, _HTML_500),
-    "502": (502, _HTML, _HTML_502),
-    "503": (503, _JSON, _error("unavailable", "service temporarily unavailable")),
-    "html-200": (200, _HTML, _HTML_200),
-    "error-object-200": (200, _JSON, _error("server_error", "could not list contacts")),
-    "401": (401, _JSON, _error("unauthorized", "token revoked")),
-    "403": (403, _JSON, _error("denied", "this key may not list contacts")),
-}
 
 
 def _id_key(record: dict[str, Any]) -> tuple[int, Any]:
@@ -216,38 +166,28 @@ class _Handler(BaseHTTPRequestHandler):
             return b"".join(chunks)
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        ctype: str = _JSON,
-        headers: Iterable[tuple[str, str]] = (),
-        *,
-        cut: bool = False,
-    ) -> None:
-        """Write the response in one send; ``cut`` sends half the body, then drops the socket."""
+    def _send(self, reply: Reply) -> None:
+        """Write the reply in one send; a ``cut`` one sends half the body, then drops the socket."""
+        body = reply.body
         lines = [
-            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
-            f"Content-Type: {ctype}",
+            f"HTTP/1.1 {reply.status} {http.HTTPStatus(reply.status).phrase}",
+            f"Content-Type: {reply.ctype}",
             f"Content-Length: {len(body)}",
             f"X-Request-Id: {self.request_id}",
             f"Date: {formatdate(usegmt=True)}",
-            *(f"{name}: {value}" for name, value in headers),
+            *(f"{name}: {value}" for name, value in reply.headers),
         ]
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if self.api:
-            self.server.fake._count(status)
-        if cut:
+            self.server.fake._count(reply.status)
+        if reply.cut:
             self.wfile.write(head + body[: len(body) // 2])
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
         else:
             self.wfile.write(head + body)
-
-    def _json(self, status: int, value: Any) -> None:
-        self._send(status, go_json(value).encode("utf-8", "surrogatepass"))
 
     def _dispatch(self) -> None:
         fake = self.server.fake
@@ -258,13 +198,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             if not self.api:
-                self._admin(path, raw)
+                self._send(self._admin(path, raw))
                 return
             with fake._in_flight_lock:
                 fake._in_flight += 1
                 fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
             try:
-                self._api(path, raw, received)
+                self._send(self._api(path, raw, received))
             finally:
                 with fake._in_flight_lock:
                     fake._in_flight -= 1
@@ -273,29 +213,26 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             traceback.print_exc()
             self.close_connection = True
-            self._json(500, {"error": "server_error", "message": f"fake bug: {exc!r}"})
+            self._send(error_reply(500, "server_error", f"fake bug: {exc!r}"))
 
     # ---- the vendor API
 
-    def _api(self, path: str, raw: bytes, received: float) -> None:
+    def _api(self, path: str, raw: bytes, received: float) -> Reply:
         fake = self.server.fake
         fake._sleep(fake.latency)
         if path == LIST_PATH and self.command == "POST":
-            self._list(raw, received)
-            return
+            return self._list(raw, received)
         wait = fake._admit()
         if wait is not None:
-            self._rate_limited(wait)
-        elif path == INBOXES_PATH and self.command == "GET":
+            return self._rate_limited(wait)
+        if path == INBOXES_PATH and self.command == "GET":
             auth, why = fake._authenticate(self.headers.get("Authorization"))
             if auth is None:
-                self._json(401, {"error": "unauthorized", "message": why})
-            else:
-                self._json(200, list(INBOXES))
-        else:
-            self._json(404, {"error": "not_found", "message": f"no route {self.command} {path}"})
+                return error_reply(401, "unauthorized", why)
+            return json_reply(200, list(INBOXES))
+        return error_reply(404, "not_found", f"no route {self.command} {path}")
 
-    def _rate_limited(self, wait: float, entry: dict[str, Any] | None = None) -> None:
+    def _rate_limited(self, wait: float) -> Reply:
         fake = self.server.fake
         headers = []
         seconds = max(1, math.ceil(wait))
@@ -306,11 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
         message = "rate limit exceeded"
         if fake.rate_limit is not None:
             message += f": {fake.rate_limit} requests per {fake.rate_window:g} s"
-        if entry is not None:
-            entry["status"] = 429
-        self._send(429, _error("rate_limited", message), _JSON, headers)
+        return Reply(429, gateway_error("rate_limited", message), headers=tuple(headers))
 
-    def _list(self, raw: bytes, received: float) -> None:
+    def _list(self, raw: bytes, received: float) -> Reply:
+        """Answer a list request, logging its outcome before it is sent."""
         fake = self.server.fake
         entry: dict[str, Any] = {
             "body": None,
@@ -328,60 +264,49 @@ class _Handler(BaseHTTPRequestHandler):
             entry["body"] = raw.decode("utf-8", "replace")
         with fake._lock:
             fake.requests.append(entry)
+        reply = self._list_reply(body, entry)
+        entry["status"] = reply.status
+        return reply
+
+    def _list_reply(self, body: Any, entry: dict[str, Any]) -> Reply:
+        fake = self.server.fake
         wait = fake._admit()
         if wait is not None:
-            self._rate_limited(wait, entry)
-            return
+            return self._rate_limited(wait)
         auth, why = fake._authenticate(self.headers.get("Authorization"))
         entry["auth"] = auth
-        fault = entry["fault"] = fake._next_fault()
+        fault = entry["fault"] = fake.faults.next(fake.fail_rate, fake.fail_kinds)
         if fault == "429":
-            self._rate_limited(fake._retry_wait(), entry)
-            return
-        if fault in _CANNED_FAULTS:
-            status, ctype, payload = _CANNED_FAULTS[fault]
-            entry["status"] = status
-            self._send(status, payload, ctype)
-            return
+            return self._rate_limited(fake._retry_wait())
+        if fault in CANNED:
+            return CANNED[fault]
         if fault == "hang":
             fake._sleep(fake.hang_seconds)
         if auth is None:
-            entry["status"] = 401
-            self._json(401, {"error": "unauthorized", "message": why})
-            return
+            return error_reply(401, "unauthorized", why)
         params = _list_params(body)
         if isinstance(params, str):
-            entry["status"] = 400
-            self._json(400, {"error": "bad_data", "message": params})
-            return
+            return error_reply(400, "bad_data", params)
         page = fake._page(*params)
         fake._churn()
-        if fault == "json-truncated":
-            page = page[: max(1, len(page) // 2)]
-        entry["status"] = 200
-        self._send(200, page, cut=fault == "cut")
+        return spoil(Reply(200, page), fault)
 
     # ---- admin, for a harness in another process
 
-    def _admin(self, path: str, raw: bytes) -> None:
+    def _admin(self, path: str, raw: bytes) -> Reply:
         fake = self.server.fake
         if self.client_address[0] not in ("127.0.0.1", "::1"):
-            self._json(403, {"error": "denied", "message": "admin endpoints are loopback-only"})
-            return
+            return error_reply(403, "denied", "admin endpoints are loopback-only")
         try:
             body = json.loads(raw) if raw else {}
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
             result = fake._admin_call(self.command, path, body)
         except (ValueError, KeyError, TypeError) as exc:
-            self._json(400, {"error": "bad_data", "message": str(exc)})
-            return
+            return error_reply(400, "bad_data", str(exc))
         if result is None:
-            self._json(404, {"error": "not_found", "message": f"no route {self.command} {path}"})
-        elif isinstance(result, bytes):
-            self._send(200, result)
-        else:
-            self._json(200, result)
+            return error_reply(404, "not_found", f"no route {self.command} {path}")
+        return Reply(200, result) if isinstance(result, bytes) else json_reply(200, result)
 
 
 def _list_params(body: Any) -> tuple[int, int, int | None, bool] | str:
@@ -470,10 +395,9 @@ class FakeHeymarket:
         self._newest_us = _UNPARSEABLE_US
         self._next_id = 10_000_001
         self._rng = random.Random(seed)
-        self._fault_rng = random.Random(seed + 1)
         self._order_rng = random.Random(seed + 2)
         self._gen = ContactGenerator(self._rng)
-        self._faults: collections.deque[str] = collections.deque()
+        self.faults = FaultQueue(random.Random(seed + 1))
         self._hits: collections.deque[float] = collections.deque()
         self._rate_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -611,11 +535,7 @@ class FakeHeymarket:
 
     def queue_faults(self, *kinds: str) -> None:
         """Give the next list requests these faults, in order, before ``fail_rate`` applies."""
-        unknown = set(kinds) - FAULT_KINDS
-        if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}")
-        with self._lock:
-            self._faults.extend(kinds)
+        self.faults.queue(kinds)
 
     # ---- store internals (call with self._lock held)
 
@@ -768,14 +688,6 @@ class FakeHeymarket:
                 return 1.0
             return self._hits[0] + self.rate_window - time.monotonic()
 
-    def _next_fault(self) -> str | None:
-        with self._lock:
-            if self._faults:
-                return self._faults.popleft()
-            if self.fail_rate > 0 and self._fault_rng.random() < self.fail_rate:
-                return self._fault_rng.choice(self.fail_kinds)
-            return None
-
     def _authenticate(self, header: str | None) -> tuple[str | None, str]:
         """``("jwt" | "api_key", "")`` for good credentials, else ``(None, why)``."""
         return authenticate(header, self.secret_id, self.secret_key, self.api_key)
@@ -803,8 +715,7 @@ class FakeHeymarket:
             self.delete_contacts(body["ids"])
             return {"deleted": len(body["ids"])}
         if route == ("POST", "/_admin/faults"):
-            self.queue_faults(*body["kinds"])
-            return {"queued": len(self._faults)}
+            return {"queued": self.faults.queue(body["kinds"])}
         if route == ("POST", "/_admin/config"):
             self.configure(**body)
             return {name: getattr(self, name) for name in CONFIG_KNOBS}
