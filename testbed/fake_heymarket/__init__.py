@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import http
 import itertools
@@ -36,12 +37,13 @@ from collections.abc import Callable, Iterable, Sequence
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from testbed.fake_heymarket.auth import IAT_SKEW, TOKEN_LIFETIME, authenticate, make_jwt
 from testbed.fake_heymarket.faults import CANNED, FAULT_KINDS, FaultQueue, spoil
 from testbed.fake_heymarket.generator import INBOXES, ContactGenerator
+from testbed.fake_heymarket.knobs import ORDERS, TIE_ORDERS, Knobs
 from testbed.fake_heymarket.reply import Reply, error_reply, gateway_error, json_reply
 from testbed.fake_heymarket.wire import (
     format_go_time,
@@ -53,7 +55,6 @@ from testbed.fake_heymarket.wire import (
 )
 
 __all__ = [
-    "CONFIG_KNOBS",
     "FAULT_KINDS",
     "IAT_SKEW",
     "INBOXES_PATH",
@@ -62,6 +63,7 @@ __all__ = [
     "TIE_ORDERS",
     "TOKEN_LIFETIME",
     "FakeHeymarket",
+    "Knobs",
     "format_go_time",
     "main",
     "make_jwt",
@@ -70,34 +72,10 @@ __all__ = [
 
 LIST_PATH = "/v2/contacts/list"
 INBOXES_PATH = "/v1/inboxes"
-#: Knobs ``POST /_admin/config`` may set, with the type each must have.
-CONFIG_KNOBS: dict[str, tuple[type, ...]] = {
-    "latency": (int, float),
-    "rate_limit": (int, type(None)),
-    "rate_window": (int, float),
-    "retry_after": (str, type(None)),
-    "fail_rate": (int, float),
-    "fail_kinds": (list,),
-    "date_exclusive": (bool,),
-    "date_precision": (str,),
-    "changes_per_request": (int,),
-    "creates_per_request": (int,),
-    "hang_seconds": (int, float),
-    "tie_order": (str,),
-    "order": (str,),
-    "max_limit": (int, type(None)),
-}
-#: Orders the fake may give contacts that share one ``updated`` (the docs say nothing of it):
-#: by id, by id descending, by id compared as text, by a stable hash of the id, or a new random
-#: order on every request ("unstable").
-TIE_ORDERS = ("id", "id-desc", "id-text", "hash", "unstable")
-#: How the fake sorts an answer: as asked, always newest first (``ascending`` ignored), or as
-#: asked and then each page shuffled.
-ORDERS = ("as-asked", "newest-first", "shuffled")
-
 #: Sort position of a raw record whose ``updated`` does not parse: before everything.
 _UNPARSEABLE_US = -(1 << 63)
 _INVALID = object()
+_T = TypeVar("_T")
 
 
 def _id_key(record: dict[str, Any]) -> tuple[int, Any]:
@@ -219,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, path: str, raw: bytes, received: float) -> Reply:
         fake = self.server.fake
-        fake._sleep(fake.latency)
+        fake._sleep(fake.knobs.latency)
         if path == LIST_PATH and self.command == "POST":
             return self._list(raw, received)
         wait = fake._admit()
@@ -236,13 +214,13 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         headers = []
         seconds = max(1, math.ceil(wait))
-        if fake.retry_after == "seconds":
+        if fake.knobs.retry_after == "seconds":
             headers.append(("Retry-After", str(seconds)))
-        elif fake.retry_after == "http-date":
+        elif fake.knobs.retry_after == "http-date":
             headers.append(("Retry-After", formatdate(time.time() + seconds, usegmt=True)))
         message = "rate limit exceeded"
-        if fake.rate_limit is not None:
-            message += f": {fake.rate_limit} requests per {fake.rate_window:g} s"
+        if fake.knobs.rate_limit is not None:
+            message += f": {fake.knobs.rate_limit} requests per {fake.knobs.rate_window:g} s"
         return Reply(429, gateway_error("rate_limited", message), headers=tuple(headers))
 
     def _list(self, raw: bytes, received: float) -> Reply:
@@ -275,13 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._rate_limited(wait)
         auth, why = fake._authenticate(self.headers.get("Authorization"))
         entry["auth"] = auth
-        fault = entry["fault"] = fake.faults.next(fake.fail_rate, fake.fail_kinds)
+        fault = entry["fault"] = fake.faults.next(fake.knobs.fail_rate, fake.knobs.fail_kinds)
         if fault == "429":
             return self._rate_limited(fake._retry_wait())
         if fault in CANNED:
             return CANNED[fault]
         if fault == "hang":
-            fake._sleep(fake.hang_seconds)
+            fake._sleep(fake.knobs.hang_seconds)
         if auth is None:
             return error_reply(401, "unauthorized", why)
         params = _list_params(body)
@@ -339,6 +317,24 @@ def _list_params(body: Any) -> tuple[int, int, int | None, bool] | str:
 # --------------------------------------------------------------------------- the fake
 
 
+def _with_knob_attributes(cls: type[_T]) -> type[_T]:
+    """Make each knob an attribute too (``fake.latency = 0.3``), checked like ``configure()``."""
+
+    def knob(field: dataclasses.Field[Any]) -> property:
+        def get(fake: Any) -> Any:
+            return getattr(fake.knobs, field.name)
+
+        def set(fake: Any, value: Any) -> None:
+            fake.configure(**{field.name: value})
+
+        return property(get, set, doc=field.metadata["help"])
+
+    for field in dataclasses.fields(Knobs):
+        setattr(cls, field.name, knob(field))
+    return cls
+
+
+@_with_knob_attributes
 class FakeHeymarket:
     """The fake API: a contact store plus behaviour knobs, served by a background HTTP server."""
 
@@ -354,6 +350,7 @@ class FakeHeymarket:
         tie_groups: int = 0,
         tie_size: int = 0,
         port: int = 0,
+        knobs: Knobs | None = None,
     ) -> None:
         if tie_groups * tie_size > contacts:
             raise ValueError("tie_groups * tie_size contacts must fit in contacts")
@@ -361,22 +358,9 @@ class FakeHeymarket:
         self.secret_key = secret_key
         self.api_key = api_key
         self.port = port
-        # knobs
-        self.latency = 0.0
-        self.rate_limit: int | None = None
-        self.rate_window = 60.0
-        self.retry_after: str | None = None
-        self.fail_rate = 0.0
-        self.fail_kinds: tuple[str, ...] = ("500", "502", "503", "cut")
-        self.date_exclusive = False
-        self.date_precision = "full"
-        self.changes_per_request = 0
-        self.creates_per_request = 0
-        self.hang_seconds = 30.0
-        self.tie_order = "id"
-        self.order = "as-asked"
-        #: Most contacts one answer holds whatever ``limit`` says (offsets use the capped limit).
-        self.max_limit: int | None = None
+        #: The behaviour knobs; replaced as a whole by configure(), so a request sees one set.
+        self.knobs = Knobs() if knobs is None else knobs
+        self._knobs_lock = threading.Lock()
         # observability
         self.requests: list[dict[str, Any]] = []
         self.status_counts: collections.Counter[int] = collections.Counter()
@@ -598,23 +582,23 @@ class FakeHeymarket:
 
     def _page(self, limit: int, page: int, date_ns: int | None, ascending: bool) -> bytes:
         """One page as bytes: bisect on the date threshold, slice, join the stored JSON."""
-        if self.max_limit is not None:
-            limit = min(limit, self.max_limit)
-        if self.order == "newest-first":
+        if self.knobs.max_limit is not None:
+            limit = min(limit, self.knobs.max_limit)
+        if self.knobs.order == "newest-first":
             ascending = False
         with self._lock:
             n = len(self._keys)
             low = 0
             if date_ns is not None:
-                if self.date_precision == "second":
-                    seconds = date_ns // 1_000_000_000 + (1 if self.date_exclusive else 0)
+                if self.knobs.date_precision == "second":
+                    seconds = date_ns // 1_000_000_000 + (1 if self.knobs.date_exclusive else 0)
                     threshold = seconds * 1_000_000
-                elif self.date_exclusive:
+                elif self.knobs.date_exclusive:
                     threshold = date_ns // 1000 + 1
                 else:
                     threshold = -(-date_ns // 1000)
                 low = bisect_left(self._keys, (threshold,))
-            rows = range(low, n) if self.tie_order == "id" else self._tie_ordered(low)
+            rows = range(low, n) if self.knobs.tie_order == "id" else self._tie_ordered(low)
             skip = page * limit
             if ascending:
                 chosen = rows[skip : skip + limit]
@@ -622,29 +606,29 @@ class FakeHeymarket:
                 stop = len(rows) - skip
                 chosen = rows[max(stop - limit, 0) : max(stop, 0)][::-1]
             chunk = [self._json[index] for index in chosen]
-        if self.order == "shuffled":
+        if self.knobs.order == "shuffled":
             self._order_rng.shuffle(chunk)
         return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
 
     def _tie_ordered(self, low: int) -> list[int]:
         """Store indexes from ``low`` on, sorted by ``updated`` and then by the tie order."""
         keys = self._keys
-        if self.tie_order == "unstable":
+        if self.knobs.tie_order == "unstable":
             rng = self._order_rng
             return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], rng.random()))
         tie_key: Callable[[Any], Any] = {
             "id-desc": lambda cid: -cid if is_int(cid) else 0,
             "id-text": str,
             "hash": lambda cid: hashlib.sha256(str(cid).encode()).digest(),
-        }[self.tie_order]
+        }[self.knobs.tie_order]
         return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], tie_key(keys[i][2])))
 
     def _churn(self) -> None:
         """Make the data change between requests: the configured updates and creates."""
-        if self.changes_per_request > 0:
-            self.update_contacts(self.changes_per_request)
-        if self.creates_per_request > 0:
-            self.create_contacts(self.creates_per_request)
+        if self.knobs.changes_per_request > 0:
+            self.update_contacts(self.knobs.changes_per_request)
+        if self.knobs.creates_per_request > 0:
+            self.create_contacts(self.knobs.creates_per_request)
 
     # ---- request-side helpers (thread-safe)
 
@@ -668,25 +652,25 @@ class FakeHeymarket:
 
     def _admit(self) -> float | None:
         """Count a request in the sliding window; seconds until a slot frees if it is full."""
-        limit = self.rate_limit
+        limit = self.knobs.rate_limit
         if limit is None:
             return None
         now = time.monotonic()
         with self._rate_lock:
             hits = self._hits
-            while hits and hits[0] <= now - self.rate_window:
+            while hits and hits[0] <= now - self.knobs.rate_window:
                 hits.popleft()
             if len(hits) >= limit:
-                return hits[len(hits) - limit] + self.rate_window - now if limit else 1.0
+                return hits[len(hits) - limit] + self.knobs.rate_window - now if limit else 1.0
             hits.append(now)
             return None
 
     def _retry_wait(self) -> float:
         """For a ``429`` fault: when the oldest counted request leaves the window (else 1 s)."""
         with self._rate_lock:
-            if self.rate_limit is None or not self._hits:
+            if self.knobs.rate_limit is None or not self._hits:
                 return 1.0
-            return self._hits[0] + self.rate_window - time.monotonic()
+            return self._hits[0] + self.knobs.rate_window - time.monotonic()
 
     def _authenticate(self, header: str | None) -> tuple[str | None, str]:
         """``("jwt" | "api_key", "")`` for good credentials, else ``(None, why)``."""
@@ -718,35 +702,13 @@ class FakeHeymarket:
             return {"queued": self.faults.queue(body["kinds"])}
         if route == ("POST", "/_admin/config"):
             self.configure(**body)
-            return {name: getattr(self, name) for name in CONFIG_KNOBS}
+            return dataclasses.asdict(self.knobs)
         return None
 
     def configure(self, **knobs: Any) -> None:
-        """Set behaviour knobs by name, checking names and types (used by the admin endpoint)."""
-        for name, value in knobs.items():
-            if name not in CONFIG_KNOBS:
-                raise ValueError(f"unknown knob {name!r}")
-            if not isinstance(value, CONFIG_KNOBS[name]) or (
-                isinstance(value, bool) and bool not in CONFIG_KNOBS[name]
-            ):
-                raise TypeError(f"{name} has the wrong type: {value!r}")
-        if knobs.get("date_precision", "full") not in ("full", "second"):
-            raise ValueError("date_precision must be 'full' or 'second'")
-        if knobs.get("tie_order", "id") not in TIE_ORDERS:
-            raise ValueError(f"tie_order must be one of {TIE_ORDERS}")
-        if knobs.get("order", "as-asked") not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}")
-        if knobs.get("max_limit") is not None and knobs["max_limit"] < 1:
-            raise ValueError("max_limit must be at least 1")
-        if knobs.get("retry_after") not in (None, "seconds", "http-date"):
-            raise ValueError("retry_after must be null, 'seconds' or 'http-date'")
-        if "fail_kinds" in knobs:
-            unknown = set(knobs["fail_kinds"]) - FAULT_KINDS
-            if unknown:
-                raise ValueError(f"unknown fault kinds {sorted(unknown)}")
-            knobs["fail_kinds"] = tuple(knobs["fail_kinds"])
-        for name, value in knobs.items():
-            setattr(self, name, value)
+        """Set behaviour knobs by name; all are checked (see ``Knobs``) before any applies."""
+        with self._knobs_lock:
+            self.knobs = self.knobs.changed(**knobs)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -754,26 +716,26 @@ class FakeHeymarket:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake in the foreground until SIGINT or SIGTERM."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m testbed.fake_heymarket",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", default="2024-01-01T00:00:00Z")
     parser.add_argument("--tie-groups", type=int, default=0)
     parser.add_argument("--tie-size", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--rate-limit", type=int, default=None)
-    parser.add_argument("--retry-after", choices=("seconds", "http-date"), default=None)
-    parser.add_argument("--fail-rate", type=float, default=0.0)
-    parser.add_argument("--date-exclusive", action="store_true")
-    parser.add_argument("--date-precision", choices=("full", "second"), default="full")
-    parser.add_argument("--tie-order", choices=TIE_ORDERS, default="id")
-    parser.add_argument("--order", choices=ORDERS, default="as-asked")
-    parser.add_argument("--max-limit", type=int, default=None)
     parser.add_argument("--secret-id", default="fake-secret-id")
     parser.add_argument("--secret-key", default="fake-secret-key")
     parser.add_argument("--api-key", default=None)
+    Knobs.add_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        knobs = Knobs.from_arguments(args)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     fake = FakeHeymarket(
         secret_id=args.secret_id,
         secret_key=args.secret_key,
@@ -784,17 +746,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         tie_groups=args.tie_groups,
         tie_size=args.tie_size,
         port=args.port,
-    )
-    fake.configure(
-        latency=args.latency,
-        rate_limit=args.rate_limit,
-        retry_after=args.retry_after,
-        fail_rate=args.fail_rate,
-        date_exclusive=args.date_exclusive,
-        date_precision=args.date_precision,
-        tie_order=args.tie_order,
-        order=args.order,
-        max_limit=args.max_limit,
+        knobs=knobs,
     )
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())
