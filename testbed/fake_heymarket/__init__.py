@@ -19,11 +19,8 @@ import argparse
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import http
-import itertools
 import json
-import math
 import random
 import signal
 import socket
@@ -32,8 +29,7 @@ import threading
 import time
 import traceback
 import uuid
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -42,13 +38,13 @@ from urllib.parse import urlsplit
 
 from testbed.fake_heymarket.auth import IAT_SKEW, TOKEN_LIFETIME, authenticate, make_jwt
 from testbed.fake_heymarket.faults import CANNED, FAULT_KINDS, FaultQueue, spoil
-from testbed.fake_heymarket.generator import INBOXES, ContactGenerator
+from testbed.fake_heymarket.generator import INBOXES
 from testbed.fake_heymarket.knobs import ORDERS, TIE_ORDERS, Knobs
-from testbed.fake_heymarket.reply import Reply, error_reply, gateway_error, json_reply
+from testbed.fake_heymarket.limits import RateLimiter, rate_limited
+from testbed.fake_heymarket.reply import Reply, error_reply, json_reply
+from testbed.fake_heymarket.store import ContactStore
 from testbed.fake_heymarket.wire import (
     format_go_time,
-    format_us,
-    go_json,
     is_int,
     parse_ns,
     parse_time,
@@ -72,20 +68,8 @@ __all__ = [
 
 LIST_PATH = "/v2/contacts/list"
 INBOXES_PATH = "/v1/inboxes"
-#: Sort position of a raw record whose ``updated`` does not parse: before everything.
-_UNPARSEABLE_US = -(1 << 63)
 _INVALID = object()
 _T = TypeVar("_T")
-
-
-def _id_key(record: dict[str, Any]) -> tuple[int, Any]:
-    """Sort key for a record's id that never compares an int with a str."""
-    if "id" not in record:
-        return (2, "")
-    cid = record["id"]
-    if isinstance(cid, int) and not isinstance(cid, bool):
-        return (0, cid)
-    return (1, cid if isinstance(cid, str) else json.dumps(cid))
 
 
 # --------------------------------------------------------------------------- server
@@ -200,28 +184,15 @@ class _Handler(BaseHTTPRequestHandler):
         fake._sleep(fake.knobs.latency)
         if path == LIST_PATH and self.command == "POST":
             return self._list(raw, received)
-        wait = fake._admit()
+        wait = fake.limiter.admit(fake.knobs.rate_limit, fake.knobs.rate_window)
         if wait is not None:
-            return self._rate_limited(wait)
+            return rate_limited(wait, fake.knobs)
         if path == INBOXES_PATH and self.command == "GET":
             auth, why = fake._authenticate(self.headers.get("Authorization"))
             if auth is None:
                 return error_reply(401, "unauthorized", why)
             return json_reply(200, list(INBOXES))
         return error_reply(404, "not_found", f"no route {self.command} {path}")
-
-    def _rate_limited(self, wait: float) -> Reply:
-        fake = self.server.fake
-        headers = []
-        seconds = max(1, math.ceil(wait))
-        if fake.knobs.retry_after == "seconds":
-            headers.append(("Retry-After", str(seconds)))
-        elif fake.knobs.retry_after == "http-date":
-            headers.append(("Retry-After", formatdate(time.time() + seconds, usegmt=True)))
-        message = "rate limit exceeded"
-        if fake.knobs.rate_limit is not None:
-            message += f": {fake.knobs.rate_limit} requests per {fake.knobs.rate_window:g} s"
-        return Reply(429, gateway_error("rate_limited", message), headers=tuple(headers))
 
     def _list(self, raw: bytes, received: float) -> Reply:
         """Answer a list request, logging its outcome before it is sent."""
@@ -248,14 +219,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _list_reply(self, body: Any, entry: dict[str, Any]) -> Reply:
         fake = self.server.fake
-        wait = fake._admit()
+        wait = fake.limiter.admit(fake.knobs.rate_limit, fake.knobs.rate_window)
         if wait is not None:
-            return self._rate_limited(wait)
+            return rate_limited(wait, fake.knobs)
         auth, why = fake._authenticate(self.headers.get("Authorization"))
         entry["auth"] = auth
         fault = entry["fault"] = fake.faults.next(fake.knobs.fail_rate, fake.knobs.fail_kinds)
         if fault == "429":
-            return self._rate_limited(fake._retry_wait())
+            wait = fake.limiter.retry_wait(fake.knobs.rate_limit, fake.knobs.rate_window)
+            return rate_limited(wait, fake.knobs)
         if fault in CANNED:
             return CANNED[fault]
         if fault == "hang":
@@ -265,8 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
         params = _list_params(body)
         if isinstance(params, str):
             return error_reply(400, "bad_data", params)
-        page = fake._page(*params)
-        fake._churn()
+        knobs = fake.knobs
+        page = fake.store.page(*params, knobs)
+        fake.store.churn(knobs.changes_per_request, knobs.creates_per_request)
         return spoil(Reply(200, page), fault)
 
     # ---- admin, for a harness in another process
@@ -352,8 +325,6 @@ class FakeHeymarket:
         port: int = 0,
         knobs: Knobs | None = None,
     ) -> None:
-        if tie_groups * tie_size > contacts:
-            raise ValueError("tie_groups * tie_size contacts must fit in contacts")
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.api_key = api_key
@@ -368,27 +339,17 @@ class FakeHeymarket:
         self.max_in_flight = 0
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
-        # store: contacts' JSON, and a parallel list of sort keys (updated_us, id_kind, id, seq)
-        self._lock = threading.RLock()
-        self._keys: list[tuple[Any, ...]] = []
-        self._json: list[str] = []
-        self._key_of: dict[int, tuple[Any, ...]] = {}
-        self._ids: list[int] = []  # registered ids, for O(1) random picks
-        self._id_pos: dict[int, int] = {}
-        self._seq = itertools.count()
-        self._newest_us = _UNPARSEABLE_US
-        self._next_id = 10_000_001
-        self._rng = random.Random(seed)
-        self._order_rng = random.Random(seed + 2)
-        self._gen = ContactGenerator(self._rng)
+        # what the server saw, and the connections it has open
+        self._lock = threading.Lock()
+        self.store = ContactStore(
+            contacts=contacts, seed=seed, start=start, tie_groups=tie_groups, tie_size=tie_size
+        )
         self.faults = FaultQueue(random.Random(seed + 1))
-        self._hits: collections.deque[float] = collections.deque()
-        self._rate_lock = threading.Lock()
+        self.limiter = RateLimiter()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._generate(contacts, parse_ns(start) // 1000, tie_groups, tie_size)
 
     # ---- lifecycle
 
@@ -444,12 +405,11 @@ class FakeHeymarket:
 
     def contacts(self) -> list[dict[str, Any]]:
         """Deep copies of every contact, sorted by (updated, id), exactly as served."""
-        return json.loads(self._all_json())
+        return json.loads(self.store.all_json())
 
     def contact(self, id: Any) -> dict[str, Any]:
         """Return a deep copy of one contact, as served; KeyError if unknown."""
-        with self._lock:
-            return json.loads(self._json[bisect_left(self._keys, self._key_of[id])])
+        return self.store.contact(id)
 
     def update_contacts(
         self, n: int | None = None, ids: Sequence[int] | None = None, *, same_time: bool = False
@@ -458,54 +418,19 @@ class FakeHeymarket:
 
         ``same_time`` gives the whole batch one ``updated`` (a bulk edit), else each its own.
         """
-        with self._lock:
-            if ids is None:
-                if n is None:
-                    raise ValueError("give n or ids")
-                ids = self._rng.sample(self._ids, min(n, len(self._ids)))
-            ids = list(ids)
-            self._check_known(ids)
-            stamp = self._clock() if same_time else None
-            for cid in ids:
-                record = json.loads(self._remove(cid))
-                self._gen.edit(record)
-                updated_us = stamp if stamp is not None else self._clock()
-                record["updated"] = format_us(updated_us)
-                self._insert(go_json(record), updated_us, 0, cid)
-            return ids
+        return self.store.update(n, ids, same_time=same_time)
 
     def create_contacts(self, n: int, *, same_time: bool = False) -> list[int]:
         """Create ``n`` contacts with ids above all others, rev 1, created = updated = now."""
-        with self._lock:
-            stamp = self._clock() if same_time else None
-            ids = []
-            for _ in range(n):
-                cid = self._next_id
-                updated_us = stamp if stamp is not None else self._clock()
-                self._insert(self._gen.contact(cid, updated_us, "create", 1), updated_us, 0, cid)
-                ids.append(cid)
-            return ids
+        return self.store.create(n, same_time=same_time)
 
     def delete_contacts(self, ids: Iterable[int]) -> None:
         """Delete for good (the vendor says deletion is permanent); KeyError if unknown."""
-        with self._lock:
-            ids = list(ids)
-            self._check_known(ids)
-            for cid in ids:
-                self._remove(cid)
+        self.store.delete(ids)
 
     def add_raw(self, record: dict[str, Any]) -> None:
         """Insert ``record`` as-is (bad-data tests); an unparseable ``updated`` sorts it first."""
-        text = go_json(record)  # fail here, not mid-response, if it cannot be served
-        updated = record.get("updated")
-        try:
-            updated_us = parse_ns(updated) // 1000 if isinstance(updated, str) else None
-        except (ValueError, OverflowError):
-            updated_us = None
-        with self._lock:
-            self._insert(
-                text, _UNPARSEABLE_US if updated_us is None else updated_us, *_id_key(record)
-            )
+        self.store.add_raw(record)
 
     def add_raw_json(self, text: str, updated: str | None, id: int | None) -> None:
         r"""Insert one contact's exact JSON ``text``, sorted by ``updated`` and ``id``.
@@ -513,122 +438,11 @@ class FakeHeymarket:
         For what ``add_raw`` cannot write: a lone ``\ud800`` JSON escape, or a lone surrogate
         character, which goes out as the invalid UTF-8 bytes ED A0 80.
         """
-        updated_us = parse_ns(updated) // 1000 if updated is not None else _UNPARSEABLE_US
-        with self._lock:
-            self._insert(text, updated_us, *_id_key({} if id is None else {"id": id}))
+        self.store.add_raw_json(text, updated, id)
 
     def queue_faults(self, *kinds: str) -> None:
         """Give the next list requests these faults, in order, before ``fail_rate`` applies."""
         self.faults.queue(kinds)
-
-    # ---- store internals (call with self._lock held)
-
-    def _generate(self, n: int, start_us: int, tie_groups: int, tie_size: int) -> None:
-        gen = self._gen
-        stamps = gen.timeline(n, start_us, tie_groups, tie_size)
-        ids = gen.ids(n, self._next_id)
-        rows = [
-            ((updated_us, 0, cid, next(self._seq)), gen.initial(cid, updated_us))
-            for cid, updated_us in zip(ids, stamps, strict=True)
-        ]
-        rows.sort(key=lambda row: row[0])
-        self._keys = [key for key, _ in rows]
-        self._json = [text for _, text in rows]
-        for key in self._keys:
-            self._register(key[2], key)
-        if n:
-            self._newest_us = stamps[-1]
-            self._next_id = max(ids) + 1
-
-    def _check_known(self, ids: list[int]) -> None:
-        missing = [cid for cid in ids if cid not in self._key_of]
-        if missing:
-            raise KeyError(f"unknown contact ids {missing}")
-
-    def _register(self, cid: int, key: tuple[Any, ...]) -> None:
-        self._key_of[cid] = key
-        self._id_pos[cid] = len(self._ids)
-        self._ids.append(cid)
-
-    def _insert(self, text: str, updated_us: int, id_kind: int, id_value: Any) -> None:
-        """Insert serialised contact ``text`` at its sorted place; register a new int id."""
-        key = (updated_us, id_kind, id_value, next(self._seq))
-        index = bisect_left(self._keys, key)
-        self._keys.insert(index, key)
-        self._json.insert(index, text)
-        if id_kind == 0 and id_value not in self._key_of:
-            self._register(id_value, key)
-            self._next_id = max(self._next_id, id_value + 1)
-
-    def _remove(self, cid: int) -> str:
-        """Unlink contact ``cid`` from the store and the id index; returns its JSON."""
-        index = bisect_left(self._keys, self._key_of.pop(cid))
-        pos = self._id_pos.pop(cid)
-        last = self._ids.pop()
-        if last != cid:
-            self._ids[pos] = last
-            self._id_pos[last] = pos
-        del self._keys[index]
-        return self._json.pop(index)
-
-    def _clock(self) -> int:
-        """Monotone server clock in µs: now, or 1 µs after the newest ``updated``."""
-        self._newest_us = max(time.time_ns() // 1000, self._newest_us + 1)
-        return self._newest_us
-
-    def _all_json(self) -> str:
-        with self._lock:
-            return "[" + ",".join(self._json) + "]"
-
-    def _page(self, limit: int, page: int, date_ns: int | None, ascending: bool) -> bytes:
-        """One page as bytes: bisect on the date threshold, slice, join the stored JSON."""
-        if self.knobs.max_limit is not None:
-            limit = min(limit, self.knobs.max_limit)
-        if self.knobs.order == "newest-first":
-            ascending = False
-        with self._lock:
-            n = len(self._keys)
-            low = 0
-            if date_ns is not None:
-                if self.knobs.date_precision == "second":
-                    seconds = date_ns // 1_000_000_000 + (1 if self.knobs.date_exclusive else 0)
-                    threshold = seconds * 1_000_000
-                elif self.knobs.date_exclusive:
-                    threshold = date_ns // 1000 + 1
-                else:
-                    threshold = -(-date_ns // 1000)
-                low = bisect_left(self._keys, (threshold,))
-            rows = range(low, n) if self.knobs.tie_order == "id" else self._tie_ordered(low)
-            skip = page * limit
-            if ascending:
-                chosen = rows[skip : skip + limit]
-            else:
-                stop = len(rows) - skip
-                chosen = rows[max(stop - limit, 0) : max(stop, 0)][::-1]
-            chunk = [self._json[index] for index in chosen]
-        if self.knobs.order == "shuffled":
-            self._order_rng.shuffle(chunk)
-        return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
-
-    def _tie_ordered(self, low: int) -> list[int]:
-        """Store indexes from ``low`` on, sorted by ``updated`` and then by the tie order."""
-        keys = self._keys
-        if self.knobs.tie_order == "unstable":
-            rng = self._order_rng
-            return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], rng.random()))
-        tie_key: Callable[[Any], Any] = {
-            "id-desc": lambda cid: -cid if is_int(cid) else 0,
-            "id-text": str,
-            "hash": lambda cid: hashlib.sha256(str(cid).encode()).digest(),
-        }[self.knobs.tie_order]
-        return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], tie_key(keys[i][2])))
-
-    def _churn(self) -> None:
-        """Make the data change between requests: the configured updates and creates."""
-        if self.knobs.changes_per_request > 0:
-            self.update_contacts(self.knobs.changes_per_request)
-        if self.knobs.creates_per_request > 0:
-            self.create_contacts(self.knobs.creates_per_request)
 
     # ---- request-side helpers (thread-safe)
 
@@ -650,28 +464,6 @@ class FakeHeymarket:
             if status == 429:
                 self.rate_limited += 1
 
-    def _admit(self) -> float | None:
-        """Count a request in the sliding window; seconds until a slot frees if it is full."""
-        limit = self.knobs.rate_limit
-        if limit is None:
-            return None
-        now = time.monotonic()
-        with self._rate_lock:
-            hits = self._hits
-            while hits and hits[0] <= now - self.knobs.rate_window:
-                hits.popleft()
-            if len(hits) >= limit:
-                return hits[len(hits) - limit] + self.knobs.rate_window - now if limit else 1.0
-            hits.append(now)
-            return None
-
-    def _retry_wait(self) -> float:
-        """For a ``429`` fault: when the oldest counted request leaves the window (else 1 s)."""
-        with self._rate_lock:
-            if self.knobs.rate_limit is None or not self._hits:
-                return 1.0
-            return self._hits[0] + self.knobs.rate_window - time.monotonic()
-
     def _authenticate(self, header: str | None) -> tuple[str | None, str]:
         """``("jwt" | "api_key", "")`` for good credentials, else ``(None, why)``."""
         return authenticate(header, self.secret_id, self.secret_key, self.api_key)
@@ -680,11 +472,11 @@ class FakeHeymarket:
         """Run an admin command; None means no such route."""
         route = (method, path)
         if route == ("GET", "/_admin/contacts"):
-            return self._all_json().encode("utf-8", "surrogatepass")
+            return self.store.all_json().encode("utf-8", "surrogatepass")
         if route == ("GET", "/_admin/stats"):
             with self._lock:
                 return {
-                    "contacts": len(self._keys),
+                    "contacts": len(self.store),
                     "requests": len(self.requests),
                     "status_counts": {str(k): v for k, v in self.status_counts.items()},
                     "rate_limited": self.rate_limited,
