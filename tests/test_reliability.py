@@ -1,27 +1,16 @@
 """The tap rides through what the API and the network do to it: faults injected by the fake API.
 
-Each test runs the real tap (mostly as a subprocess, the way a scheduler runs it) against the
-fake Heymarket over loopback HTTP, with millisecond backoff and a one-second request timeout.
+Each test runs the real tap as a subprocess, the way a scheduler runs it, against the fake
+Heymarket over loopback HTTP, with millisecond backoff and a one-second request timeout. The
+unit tests of what these rely on are in test_client.py and test_fetching.py.
 """
 
 from __future__ import annotations
 
-import email.utils
 import itertools
-import signal
 
-import jwt
 import pytest
-import requests
 
-from tap_heymarket.client import (
-    MAX_RETRY_AFTER_SECONDS,
-    HeymarketAPIError,
-    HeymarketStream,
-    retry_after_seconds,
-)
-from tap_heymarket.fetching import MAX_IN_FLIGHT, in_flight_target
-from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FAULT_KINDS, FakeHeymarket
 from testbed.runs import run_tap, tap_config
 
@@ -39,15 +28,6 @@ def gaps_after_429(fake: FakeHeymarket) -> list[float]:
     return [
         later[0] - earlier[0] for earlier, later in itertools.pairwise(times) if earlier[1] == 429
     ]
-
-
-def in_process_stream(fake: FakeHeymarket, **overrides: object) -> HeymarketStream:
-    """The contacts stream of a tap built in this process (its signal handlers undone)."""
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    tap = TapHeymarket(config=tap_config(fake, **overrides), setup_mapper=False)
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
-    return tap.streams["contacts"]
 
 
 @pytest.mark.parametrize("retry_after", [None, "seconds", "http-date"])
@@ -69,17 +49,6 @@ def test_rate_limited_sync_backs_off_honouring_retry_after_and_completes(retry_a
         assert fake.rate_limited <= fake.status_counts[200]
 
 
-def test_retry_after_is_read_in_both_forms_and_capped():
-    now = 1_700_000_000.0
-    in_90_s = email.utils.formatdate(now + 90, usegmt=True)
-
-    assert retry_after_seconds("7") == 7
-    assert retry_after_seconds(in_90_s, now=now) == pytest.approx(90)
-    assert retry_after_seconds(email.utils.formatdate(now - 5, usegmt=True), now=now) == 0
-    assert retry_after_seconds("86400") == MAX_RETRY_AFTER_SECONDS
-    assert retry_after_seconds("soon") is None
-
-
 @pytest.mark.parametrize("latency", [0.0, 0.3], ids=["fast-api", "slow-api-requests-in-flight"])
 def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_429(latency):
     # 50 requests per 6 s is Heymarket's 500 a minute, scaled down tenfold in time.
@@ -97,31 +66,6 @@ def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_
     assert (fake.max_in_flight > 1) == (latency > 0)
 
 
-@pytest.mark.parametrize(
-    ("latency", "interval", "busy", "expected"),
-    [
-        (None, 0.125, None, 1),
-        (0.003, 0.00006, 0.004, 1),
-        (0.1, 0.125, 0.004, 1),
-        (0.3, 0.125, 0.004, 3),
-        (0.1, 0.00006, 0.004, MAX_IN_FLIGHT),
-        (0.1, 0.00006, 0.08, 1),
-    ],
-    ids=[
-        "nothing-measured-yet",
-        "cpu-bound",
-        "pacing-bound",
-        "slow-api-under-default-pacing",
-        "latency-bound-capped",
-        "writing-a-page-is-the-bottleneck",
-    ],
-)
-def test_requests_in_flight_cover_the_latency_only_where_latency_is_the_bottleneck(
-    latency, interval, busy, expected
-):
-    assert in_flight_target(latency, interval, busy) == expected
-
-
 def test_every_server_and_network_fault_is_retried_and_the_sync_completes():
     with FakeHeymarket(contacts=500, seed=5) as fake:
         fake.configure(hang_seconds=3)
@@ -136,41 +80,6 @@ def test_every_server_and_network_fault_is_retried_and_the_sync_completes():
     answered = [line for line in warnings if "answered" in line]
     assert all("X-Request-Id: " in line for line in answered) and len(answered) == 7
     assert any("within request_timeout" in line for line in warnings)
-
-
-def test_retries_back_off_exponentially_with_jitter_each_with_a_fresh_token(monkeypatch):
-    delays: list[float] = []
-    clock = [1_700_000_000.0]
-    sent: list[str] = []
-
-    def sleep(seconds: float) -> None:
-        delays.append(seconds)
-        clock[0] += 1  # the next attempt happens a second later
-
-    with FakeHeymarket(contacts=10, seed=6) as fake:
-        stream = in_process_stream(fake, max_retries=4, backoff_factor=1.0)
-        fake.queue_faults("503", "503", "503", "503", "503")
-        monkeypatch.setattr("tap_heymarket.client.time.sleep", sleep)
-        monkeypatch.setattr(stream.authenticator, "_clock", lambda: clock[0])
-        send = requests.Session.send
-
-        def recording_send(session, prepared, **kwargs):
-            sent.append(prepared.headers["Authorization"].split()[1])
-            return send(session, prepared, **kwargs)
-
-        monkeypatch.setattr(requests.Session, "send", recording_send)
-        with pytest.raises(HeymarketAPIError) as failure:
-            stream.post_json({"limit": 5, "page": 0, "ascending": True})
-
-    assert len(fake.requests) == 5, "max_retries bounds the attempts"
-    assert len(delays) == 4
-    for attempt, delay in enumerate(delays):
-        assert 0.5 * 2**attempt <= delay <= 2**attempt
-    assert len(set(delays)) == len(delays), "jitter: no two delays alike"
-    iats = [jwt.decode(token, options={"verify_signature": False})["iat"] for token in sent]
-    assert iats == [clock[0] - 4 + attempt for attempt in range(5)], "a fresh token per attempt"
-    message = str(failure.value)
-    assert "after 5 attempts" in message and "503" in message and "X-Request-Id: " in message
 
 
 def test_an_api_that_stays_down_fails_after_bounded_retries_with_one_clear_line():

@@ -11,7 +11,6 @@ from pathlib import Path
 import certifi
 import pytest
 
-from tap_heymarket.client import ca_bundle_error
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import TapRun, run_tap, tap_config
 
@@ -247,18 +246,3 @@ def test_a_ca_bundle_that_cannot_be_used_fails_before_any_request_naming_where_i
     errors = error_lines(run)
     assert errors and errors[0].startswith(f"{named}:"), run.stderr
     assert "Traceback" not in run.stderr
-
-
-def test_a_ca_bundle_the_tap_may_not_read_is_named_with_the_reason(tmp_path, monkeypatch):
-    # Stubbed: the suite runs as root in CI, and root can read a file of mode 000.
-    bundle = tmp_path / "secret.pem"
-    bundle.write_text("")
-
-    def refuse(self, cafile=None, capath=None, cadata=None):
-        raise PermissionError(13, "Permission denied", cafile)
-
-    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", refuse)
-
-    assert ca_bundle_error({"ca_bundle": str(bundle)}, {}) == (
-        f"ca_bundle: {str(bundle)!r} cannot be read (Permission denied)"
-    )

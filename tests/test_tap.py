@@ -36,26 +36,6 @@ class TestSDKStandardSuite(_SDKStandardSuite):
             yield runner
 
 
-@pytest.mark.parametrize("bypassed", [False, True], ids=["via-proxy", "no-proxy-host"])
-def test_proxy_settings_in_the_environment_are_honoured(
-    fake, serve_empty_pages, monkeypatch, bypassed
-):
-    proxy_url, asked = serve_empty_pages()  # as a proxy: it is sent the absolute URL
-    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", proxy_url)
-    if bypassed:
-        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    stream = TapHeymarket(config=tap_config(fake), setup_mapper=False).streams["contacts"]
-
-    page = stream.post_json({"limit": 5, "page": 0, "ascending": True})
-
-    if bypassed:
-        assert asked == [] and len(page) == 5 and len(fake.requests) == 1
-    else:
-        assert asked == [f"{fake.url}/v2/contacts/list"] and page == [] and fake.requests == []
-
-
 @pytest.mark.parametrize(
     ("override", "setting"),
     [

@@ -1,0 +1,112 @@
+"""Requests to Heymarket: retries, their backoff and Retry-After, proxies, CA bundles."""
+
+from __future__ import annotations
+
+import email.utils
+import signal
+import ssl
+
+import jwt
+import pytest
+import requests
+
+from tap_heymarket.client import (
+    MAX_RETRY_AFTER_SECONDS,
+    HeymarketAPIError,
+    HeymarketStream,
+    ca_bundle_error,
+    retry_after_seconds,
+)
+from tap_heymarket.tap import TapHeymarket
+from testbed.fake_heymarket import FakeHeymarket
+from testbed.runs import tap_config
+
+
+def in_process_stream(fake: FakeHeymarket, **overrides: object) -> HeymarketStream:
+    """The contacts stream of a tap built in this process (its signal handlers undone)."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tap = TapHeymarket(config=tap_config(fake, **overrides), setup_mapper=False)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    return tap.streams["contacts"]
+
+
+def test_retry_after_is_read_in_both_forms_and_capped():
+    now = 1_700_000_000.0
+    in_90_s = email.utils.formatdate(now + 90, usegmt=True)
+
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds(in_90_s, now=now) == pytest.approx(90)
+    assert retry_after_seconds(email.utils.formatdate(now - 5, usegmt=True), now=now) == 0
+    assert retry_after_seconds("86400") == MAX_RETRY_AFTER_SECONDS
+    assert retry_after_seconds("soon") is None
+
+
+def test_retries_back_off_exponentially_with_jitter_each_with_a_fresh_token(monkeypatch):
+    delays: list[float] = []
+    clock = [1_700_000_000.0]
+    sent: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        clock[0] += 1  # the next attempt happens a second later
+
+    with FakeHeymarket(contacts=10, seed=6) as fake:
+        stream = in_process_stream(fake, max_retries=4, backoff_factor=1.0)
+        fake.queue_faults("503", "503", "503", "503", "503")
+        monkeypatch.setattr("tap_heymarket.client.time.sleep", sleep)
+        monkeypatch.setattr(stream.authenticator, "_clock", lambda: clock[0])
+        send = requests.Session.send
+
+        def recording_send(session, prepared, **kwargs):
+            sent.append(prepared.headers["Authorization"].split()[1])
+            return send(session, prepared, **kwargs)
+
+        monkeypatch.setattr(requests.Session, "send", recording_send)
+        with pytest.raises(HeymarketAPIError) as failure:
+            stream.post_json({"limit": 5, "page": 0, "ascending": True})
+
+    assert len(fake.requests) == 5, "max_retries bounds the attempts"
+    assert len(delays) == 4
+    for attempt, delay in enumerate(delays):
+        assert 0.5 * 2**attempt <= delay <= 2**attempt
+    assert len(set(delays)) == len(delays), "jitter: no two delays alike"
+    iats = [jwt.decode(token, options={"verify_signature": False})["iat"] for token in sent]
+    assert iats == [clock[0] - 4 + attempt for attempt in range(5)], "a fresh token per attempt"
+    message = str(failure.value)
+    assert "after 5 attempts" in message and "503" in message and "X-Request-Id: " in message
+
+
+@pytest.mark.parametrize("bypassed", [False, True], ids=["via-proxy", "no-proxy-host"])
+def test_proxy_settings_in_the_environment_are_honoured(
+    fake, serve_empty_pages, monkeypatch, bypassed
+):
+    proxy_url, asked = serve_empty_pages()  # as a proxy: it is sent the absolute URL
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    if bypassed:
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    stream = TapHeymarket(config=tap_config(fake), setup_mapper=False).streams["contacts"]
+
+    page = stream.post_json({"limit": 5, "page": 0, "ascending": True})
+
+    if bypassed:
+        assert asked == [] and len(page) == 5 and len(fake.requests) == 1
+    else:
+        assert asked == [f"{fake.url}/v2/contacts/list"] and page == [] and fake.requests == []
+
+
+def test_a_ca_bundle_the_tap_may_not_read_is_named_with_the_reason(tmp_path, monkeypatch):
+    # Stubbed: the suite runs as root in CI, and root can read a file of mode 000.
+    bundle = tmp_path / "secret.pem"
+    bundle.write_text("")
+
+    def refuse(self, cafile=None, capath=None, cadata=None):
+        raise PermissionError(13, "Permission denied", cafile)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", refuse)
+
+    assert ca_bundle_error({"ca_bundle": str(bundle)}, {}) == (
+        f"ca_bundle: {str(bundle)!r} cannot be read (Permission denied)"
+    )
