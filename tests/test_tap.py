@@ -1,9 +1,7 @@
-"""The tap against the fake Heymarket API over real HTTP, plus request-shape unit tests."""
+"""The tap as a whole: the SDK's standard tap tests, and a bad setting refused before any request."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +9,7 @@ from singer_sdk.testing import TapTestRunner, get_tap_test_class
 
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
-from testbed.runs import run_tap, tap_command, tap_config, tap_env, write_json
+from testbed.runs import run_tap, tap_config
 
 #: The SDK builds its test class, and lists the streams to test, when this module is imported:
 #: it needs a config then, but no server. Nothing listens on port 9 of loopback (discard), so a
@@ -60,34 +58,3 @@ def test_bad_config_fails_before_any_request_naming_the_setting(fake, override, 
     assert errors and errors[0].split("| ")[-1].startswith(f"{setting}:"), run.stderr
     assert "Traceback" not in run.stderr
     assert "fake-secret-key" not in run.stderr
-
-
-def test_a_target_that_stops_reading_ends_the_tap_with_one_line_saying_so(tmp_path):
-    with FakeHeymarket(contacts=3000, seed=8) as fake:
-        config = write_json(tmp_path, "config.json", tap_config(fake, page_size=50))
-        with (tmp_path / "stderr.txt").open("w+") as errors:
-            tap = subprocess.Popen(
-                [*tap_command(), "--config", str(config)],
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                env=tap_env(),
-            )
-            try:
-                first = tap.stdout.readline()
-                tap.stdout.close()  # the target died: nobody reads the tap's output any more
-                closed = time.monotonic()
-                returncode = tap.wait(60)
-                seconds = time.monotonic() - closed
-            finally:
-                if tap.poll() is None:
-                    tap.kill()
-                    tap.wait()
-            errors.seek(0)
-            stderr = errors.read()
-
-    assert first.startswith(b'{"type":"SCHEMA"')
-    assert returncode == 1
-    assert seconds < 5
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
-    [line] = [line.split("| ")[-1] for line in stderr.splitlines() if "| ERROR" in line]
-    assert "stopped reading" in line and "broken pipe" in line, line

@@ -1,16 +1,23 @@
-"""The buffered Singer writer: MsgSpecWriter's bytes, fewer writes, STATE never behind its records."""
+"""The buffered Singer writer: MsgSpecWriter's bytes, fewer writes, STATE never behind its records.
+
+And when the target stops reading (a broken pipe), one clear line and a prompt exit.
+"""
 
 from __future__ import annotations
 
 import datetime
 import io
+import subprocess
 import sys
+import time
 
 import pytest
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
 from tap_heymarket.writer import BUFFER_BYTES, BufferedMsgSpecWriter
+from testbed.fake_heymarket import FakeHeymarket
+from testbed.runs import tap_command, tap_config, tap_env, write_json
 
 WHEN = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
 
@@ -119,3 +126,34 @@ def test_at_exit_only_complete_lines_go_out_and_never_twice(monkeypatch):
     writer._flush_at_exit()
     assert stdout.output().count(b"\n") == 1
     writer._buffer.clear()
+
+
+def test_a_target_that_stops_reading_ends_the_tap_with_one_line_saying_so(tmp_path):
+    with FakeHeymarket(contacts=3000, seed=8) as fake:
+        config = write_json(tmp_path, "config.json", tap_config(fake, page_size=50))
+        with (tmp_path / "stderr.txt").open("w+") as errors:
+            tap = subprocess.Popen(
+                [*tap_command(), "--config", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=tap_env(),
+            )
+            try:
+                first = tap.stdout.readline()
+                tap.stdout.close()  # the target died: nobody reads the tap's output any more
+                closed = time.monotonic()
+                returncode = tap.wait(60)
+                seconds = time.monotonic() - closed
+            finally:
+                if tap.poll() is None:
+                    tap.kill()
+                    tap.wait()
+            errors.seek(0)
+            stderr = errors.read()
+
+    assert first.startswith(b'{"type":"SCHEMA"')
+    assert returncode == 1
+    assert seconds < 5
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    [line] = [line.split("| ")[-1] for line in stderr.splitlines() if "| ERROR" in line]
+    assert "stopped reading" in line and "broken pipe" in line, line
