@@ -29,18 +29,14 @@ def main() -> None:
     fake.start()
     print(f"READY {fake.url}", flush=True)
     for _ in sys.stdin:
-        with fake._lock:
-            times = [entry["time"] for entry in fake.requests]
-            statuses = {str(k): v for k, v in fake.status_counts.items()}
-            fake.requests.clear()
-            fake.status_counts.clear()
-            max_in_flight, fake.max_in_flight = fake.max_in_flight, 0
+        seen = fake.traffic.take()
+        times = [entry["time"] for entry in seen.requests]
         summary = {
             "requests": len(times),
-            "status_counts": statuses,
+            "status_counts": {str(k): v for k, v in seen.status_counts.items()},
             "first": min(times, default=0.0),
             "last": max(times, default=0.0),
-            "max_in_flight": max_in_flight,
+            "max_in_flight": seen.max_in_flight,
         }
         print(json.dumps(summary), flush=True)
     fake.stop()

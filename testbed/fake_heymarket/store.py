@@ -132,7 +132,7 @@ class ContactStore:
                 self._gen.edit(record)
                 updated_us = stamp if stamp is not None else self._clock()
                 record["updated"] = format_us(updated_us)
-                self.insert(go_json(record), updated_us, 0, cid)
+                self._insert(go_json(record), updated_us, 0, cid)
             return ids
 
     def create(self, n: int, *, same_time: bool = False) -> list[int]:
@@ -143,7 +143,7 @@ class ContactStore:
             for _ in range(n):
                 cid = self._next_id
                 updated_us = stamp if stamp is not None else self._clock()
-                self.insert(self._gen.contact(cid, updated_us, "create", 1), updated_us, 0, cid)
+                self._insert(self._gen.contact(cid, updated_us, "create", 1), updated_us, 0, cid)
                 ids.append(cid)
             return ids
 
@@ -170,14 +170,14 @@ class ContactStore:
             updated_us = parse_ns(updated) // 1000 if isinstance(updated, str) else None
         except (ValueError, OverflowError):
             updated_us = None
-        self.insert(text, UNPARSEABLE_US if updated_us is None else updated_us, *_id_key(record))
+        self._insert(text, UNPARSEABLE_US if updated_us is None else updated_us, *_id_key(record))
 
     def add_raw_json(self, text: str, updated: str | None, id: int | None) -> None:
         """Insert one contact's exact JSON ``text`` (which add_raw could not write), sorted."""
         updated_us = parse_ns(updated) // 1000 if updated is not None else UNPARSEABLE_US
-        self.insert(text, updated_us, *_id_key({} if id is None else {"id": id}))
+        self._insert(text, updated_us, *_id_key({} if id is None else {"id": id}))
 
-    def insert(self, text: str, updated_us: int, id_kind: int, id_value: Any) -> None:
+    def _insert(self, text: str, updated_us: int, id_kind: int, id_value: Any) -> None:
         """Insert serialised contact ``text`` at its sorted place; register a new int id."""
         with self._lock:
             key = (updated_us, id_kind, id_value, next(self._seq))

@@ -1,0 +1,55 @@
+"""``/_admin/`` endpoints, so a harness in another process can drive the fake over HTTP.
+
+Each is one handler in :data:`ADMIN_ROUTES`, given the JSON object the request sent; it returns
+bytes to send as they are, or a value to send as JSON. Loopback clients only (the server checks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from testbed.fake_heymarket.fake import FakeHeymarket
+
+
+def _contacts(fake: FakeHeymarket, body: dict[str, Any]) -> bytes:
+    return fake.store.all_json().encode("utf-8", "surrogatepass")
+
+
+def _stats(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return {"contacts": len(fake.store), **fake.traffic.stats()}
+
+
+def _update(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return {"ids": fake.update_contacts(body.get("n"), body.get("ids"))}
+
+
+def _create(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return {"ids": fake.create_contacts(int(body.get("n", 1)))}
+
+
+def _delete(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    fake.delete_contacts(body["ids"])
+    return {"deleted": len(body["ids"])}
+
+
+def _faults(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return {"queued": fake.faults.queue(body["kinds"])}
+
+
+def _config(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    fake.configure(**body)
+    return dataclasses.asdict(fake.knobs)
+
+
+ADMIN_ROUTES: dict[tuple[str, str], Callable[[FakeHeymarket, dict[str, Any]], Any]] = {
+    ("GET", "/_admin/contacts"): _contacts,
+    ("GET", "/_admin/stats"): _stats,
+    ("POST", "/_admin/update"): _update,
+    ("POST", "/_admin/create"): _create,
+    ("POST", "/_admin/delete"): _delete,
+    ("POST", "/_admin/faults"): _faults,
+    ("POST", "/_admin/config"): _config,
+}
