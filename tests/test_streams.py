@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tap_heymarket.normalize import NormalizeReport, normalize_contact
-from tap_heymarket.pagination import ContactsPaginator
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import run_tap, tap_config
@@ -43,17 +42,6 @@ def test_discovered_schema_types_every_vendor_field():
     assert vendor_fields <= set(schema)
 
 
-def _first_request_body(config: dict, state: dict | None = None) -> dict:
-    tap = TapHeymarket(config={**FAKE_CREDENTIALS, **config}, state=state, setup_mapper=False)
-    stream = tap.streams["contacts"]
-    stream._write_starting_replication_value(None)  # what the SDK does as a sync starts
-    return ContactsPaginator(
-        page_size=stream.config["page_size"],
-        since=stream.sync_start(None),
-        signpost="2030-01-01T00:00:00.000000Z",
-    ).current.body()
-
-
 @pytest.mark.parametrize(
     ("config", "state", "body"),
     [
@@ -78,8 +66,11 @@ def _first_request_body(config: dict, state: dict | None = None) -> dict:
     ],
     ids=["all-history", "start-date-in-utc", "bookmark-beats-start-date"],
 )
-def test_first_request_body_follows_config_and_state(config, state, body):
-    assert _first_request_body(config, state) == body
+def test_first_request_body_follows_config_and_state(fake, config, state, body):
+    run = run_tap(tap_config(fake, **config), state=state)
+
+    assert run.returncode == 0, run.stderr
+    assert fake.requests[0]["body"] == body
 
 
 def test_full_sync_then_incremental_runs_emit_everything_once_then_only_changes(fake):
