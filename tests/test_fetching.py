@@ -5,8 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 
+import pytest
 import requests
 
+from tap_heymarket.fetching import MAX_IN_FLIGHT, in_flight_target
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import tap_config
@@ -53,3 +55,28 @@ def test_requests_in_flight_never_share_a_session_and_every_contact_comes_once_i
     assert sorted(record["id"] for record in records) == sorted(expected)
     updated = [record["updated"] for record in records]
     assert updated == sorted(updated)
+
+
+@pytest.mark.parametrize(
+    ("latency", "interval", "busy", "expected"),
+    [
+        (None, 0.125, None, 1),
+        (0.003, 0.00006, 0.004, 1),
+        (0.1, 0.125, 0.004, 1),
+        (0.3, 0.125, 0.004, 3),
+        (0.1, 0.00006, 0.004, MAX_IN_FLIGHT),
+        (0.1, 0.00006, 0.08, 1),
+    ],
+    ids=[
+        "nothing-measured-yet",
+        "cpu-bound",
+        "pacing-bound",
+        "slow-api-under-default-pacing",
+        "latency-bound-capped",
+        "writing-a-page-is-the-bottleneck",
+    ],
+)
+def test_requests_in_flight_cover_the_latency_only_where_latency_is_the_bottleneck(
+    latency, interval, busy, expected
+):
+    assert in_flight_target(latency, interval, busy) == expected
