@@ -26,10 +26,14 @@ from jwt.warnings import InsecureKeyLengthWarning
 from testbed.fake_heymarket import (
     LIST_PATH,
     FakeHeymarket,
+    Knobs,
     format_go_time,
     make_jwt,
     parse_time,
 )
+from testbed.fake_heymarket.__main__ import main
+from testbed.fake_heymarket.api import ROUTES, Endpoint
+from testbed.fake_heymarket.reply import Reply, json_reply
 
 SID, SKEY = "fake-secret-id", "fake-secret-key"
 V2_FIELDS = {
@@ -493,7 +497,7 @@ def test_go_time_round_trips(dt: datetime) -> None:
 def test_cli_serves_until_sigterm() -> None:
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "testbed.fake_heymarket", "--port", "0", "--contacts", "40"]
-    cmd += ["--api-key", "k1", "--date-exclusive"]
+    cmd += ["--api-key", "k1", "--date-exclusive", "--fail-kinds", "503", "cut"]
     env = {**os.environ, "PYTHONPATH": "."}
     with subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True, env=env) as proc:
         try:
@@ -503,7 +507,90 @@ def test_cli_serves_until_sigterm() -> None:
             r = requests.post(url + LIST_PATH, json={"limit": 100}, headers=auth("k1"), timeout=5)
             assert len(r.json()) == 40
             config = requests.post(url + "/_admin/config", json={}, timeout=5).json()
-            assert config["date_exclusive"] is True
+            assert config["date_exclusive"] is True and config["fail_kinds"] == ["503", "cut"]
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(5) == 0
+
+
+def test_knobs_are_checked_alike_however_they_are_set() -> None:
+    fake = FakeHeymarket()
+    assert fake.knobs == Knobs() and fake.latency == 0.0 and fake.fail_kinds == Knobs().fail_kinds
+    with pytest.raises(ValueError, match="unknown knob 'nope'"):
+        fake.configure(nope=1)
+    refused = [
+        ({"latency": "fast"}, TypeError),
+        ({"rate_limit": True}, TypeError),
+        ({"date_exclusive": 1}, TypeError),
+        ({"fail_kinds": "503"}, TypeError),
+        ({"fail_kinds": ["503", "x"]}, ValueError),
+        ({"tie_order": "random"}, ValueError),
+        ({"retry_after": "minutes"}, ValueError),
+        ({"latency": -1}, ValueError),
+        ({"fail_rate": 1.5}, ValueError),
+        ({"max_limit": 0}, ValueError),
+    ]
+    for knobs, error in refused:
+        with pytest.raises(error):
+            fake.configure(order="shuffled", **knobs)  # all or nothing: order stays as it was
+        name, value = next(iter(knobs.items()))
+        with pytest.raises(error):
+            setattr(fake, name, value)
+    assert fake.knobs == Knobs()
+
+    fake.configure(fail_kinds=["503"], rate_limit=0, max_limit=1, retry_after=None, hang_seconds=2)
+    fake.latency = 1
+    assert fake.fail_kinds == ("503",) and fake.knobs.latency == 1 and fake.max_limit == 1
+    assert FakeHeymarket(knobs=Knobs(order="newest-first")).order == "newest-first"
+
+
+def test_cli_offers_and_checks_every_knob(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as shown:
+        main(["--help"])
+    assert shown.value.code == 0
+    usage = capsys.readouterr().out
+    assert all(f"--{name.replace('_', '-')}" in usage for name in Knobs.__dataclass_fields__)
+    assert "--no-date-exclusive" in usage and "json-truncated" in usage
+    for args, why in [
+        (["--fail-rate", "2"], "fail_rate must be at most 1"),
+        (["--order", "random"], "invalid choice: 'random'"),
+        (["--fail-kinds", "x"], "invalid choice: 'x'"),
+    ]:
+        with pytest.raises(SystemExit) as refused:
+            main(args)
+        assert refused.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_an_endpoint_is_one_handler_in_the_routing_table(
+    fake: FakeHeymarket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def echo(fake: FakeHeymarket, body: object) -> Reply:
+        return json_reply(200, {"echo": body, "contacts": len(fake.contacts())})
+
+    monkeypatch.setitem(ROUTES, ("POST", "/v1/echo"), Endpoint(echo, sync=True))
+    url = fake.url + "/v1/echo"
+    r = requests.post(url, json={"a": "<b>"}, headers=auth(), timeout=5)
+    assert r.content == b'{"echo":{"a":"\\u003cb\\u003e"},"contacts":250}'
+    assert requests.post(url, json={}, timeout=5).status_code == 401  # auth is shared
+    fake.queue_faults("502")  # so are faults, the request log and the rate limit
+    assert requests.post(url, json={}, headers=auth(), timeout=5).status_code == 502
+    assert [(e["body"], e["status"], e["fault"]) for e in fake.requests] == [
+        ({"a": "<b>"}, 200, None),
+        ({}, 401, None),
+        ({}, 502, "502"),
+    ]
+    fake.rate_limit = 0
+    assert requests.post(url, json={}, headers=auth(), timeout=5).status_code == 429
+    assert requests.get(url, headers=auth(), timeout=5).status_code == 429  # limited, then routed
+    fake.rate_limit = None
+    assert requests.get(url, headers=auth(), timeout=5).status_code == 404
+
+
+def test_traffic_is_taken_one_run_at_a_time(fake: FakeHeymarket) -> None:
+    assert post(fake).status_code == 200 and post(fake, {"limit": 0}).status_code == 400
+    seen = fake.traffic.take()
+    assert [e["status"] for e in seen.requests] == [200, 400]
+    assert seen.status_counts == {200: 1, 400: 1} and seen.max_in_flight >= 1
+    assert fake.requests == [] and fake.status_counts == {} and fake.max_in_flight == 0
+    post(fake, headers={})
+    assert [e["status"] for e in fake.requests] == [401] and fake.status_counts == {401: 1}

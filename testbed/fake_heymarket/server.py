@@ -88,7 +88,7 @@ class Traffic:
             taken.requests, self.requests = self.requests, []
             taken.status_counts, self.status_counts = self.status_counts, collections.Counter()
             taken.rate_limited, self.rate_limited = self.rate_limited, 0
-            taken.max_in_flight, self.max_in_flight = self.max_in_flight, self.in_flight
+            taken.max_in_flight, self.max_in_flight = self.max_in_flight, 0
         return taken
 
 
