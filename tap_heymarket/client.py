@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
-import math
 import os
+import queue
 import random
 import ssl
 import sys
@@ -14,17 +15,24 @@ import time
 import typing as t
 import urllib.parse
 from functools import cached_property
+from importlib.metadata import version
 
 import msgspec
 import requests
 from singer_sdk.exceptions import FatalAPIError
-from singer_sdk.streams import RESTStream
+from singer_sdk.streams import Stream
 
+from tap_heymarket import __version__
 from tap_heymarket.auth import CredentialsError, HeymarketJWTAuthenticator, authenticator_for
+from tap_heymarket.fetching import MovingAverage
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from singer_sdk.authenticators import APIAuthenticatorBase
 
+#: Named in the User-Agent, beside the tap's own version.
+SDK_VERSION = version("singer-sdk")
 _RETRIED_STATUSES = frozenset((429, 500, 502, 503, 504))
 #: Longest ``Retry-After`` honoured: a far-off (or skewed) date must not park a scheduled run.
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -150,43 +158,6 @@ class RequestPacer:
             self._next_start = now + self._interval
 
 
-#: Requests in flight at most: enough to hide a slow API's latency behind the rate limit.
-MAX_IN_FLIGHT = 4
-#: Shortest time between pages assumed when sizing the requests in flight; below it an API is
-#: fast enough that one request ahead hides its latency.
-MIN_PAGE_PERIOD = 0.02
-
-
-class MovingAverage:
-    """An exponentially weighted average of recent observations (None before the first)."""
-
-    def __init__(self, weight: float = 0.3) -> None:
-        self._weight = weight
-        self.value: float | None = None
-
-    def observe(self, sample: float) -> None:
-        """Count one observation."""
-        self.value = (
-            sample if self.value is None else self.value + self._weight * (sample - self.value)
-        )
-
-
-def in_flight_target(latency: float | None, interval: float, busy: float | None) -> int:
-    """How many requests to keep in flight so that answers arrive about as fast as they are used.
-
-    A page can be used every ``max(interval, busy)`` seconds at best: the pacing, or the time
-    writing one page out takes. One request at a time (with the next sent as soon as a page
-    is in) keeps up unless an answer takes half as long again as that; then as many as cover
-    the latency, up to ``MAX_IN_FLIGHT``.
-    """
-    if latency is None:
-        return 1
-    period = max(interval, busy or 0.0, MIN_PAGE_PERIOD)
-    if latency <= 1.5 * period:
-        return 1
-    return min(MAX_IN_FLIGHT, math.ceil(latency / period))
-
-
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if usable.
 
@@ -239,10 +210,17 @@ _SDK_UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
 _ONE_LINE_FAILURES = _OneLineFailures()
 
 
-class HeymarketStream(RESTStream):
-    """Base for Heymarket streams: JSON POST endpoints, JWT auth, pacing and retries."""
+class HeymarketStream(Stream):
+    """Base for Heymarket streams: JSON POST endpoints, JWT auth, pacing and retries.
 
-    http_method = "POST"
+    A plain ``Stream``, not the SDK's ``RESTStream``: that one sends one request at a time
+    from its own loop, while these streams keep several requests in flight on threads
+    (``fetching``), each paced, retried with a fresh token and explained in one line here;
+    none of ``RESTStream``'s hooks would be used.
+    """
+
+    #: The endpoint, under ``api_url``.
+    path: str
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -279,7 +257,27 @@ class HeymarketStream(RESTStream):
         return ca_bundle(self.config, os.environ)
 
     @cached_property
-    def _session(self) -> requests.Session:
+    def _idle_sessions(self) -> queue.SimpleQueue[requests.Session]:
+        """Keep-alive sessions not in use: a request takes one, so no two threads share one."""
+        return queue.SimpleQueue()
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        """An idle session (a new one if all are busy), given back when the request is done.
+
+        requests does not promise that a session is safe to share between threads, and the
+        requests in flight each run on a thread of their own.
+        """
+        try:
+            session = self._idle_sessions.get_nowait()
+        except queue.Empty:
+            session = self._new_session()
+        try:
+            yield session
+        finally:
+            self._idle_sessions.put(session)
+
+    def _new_session(self) -> requests.Session:
         """A keep-alive session with TLS verification that no environment setting turns off.
 
         It verifies against ``trusted_cas`` when set (the ``ca_bundle`` setting, or the
@@ -294,7 +292,7 @@ class HeymarketStream(RESTStream):
         session.proxies = requests.utils.get_environ_proxies(self.url_base)
         session.headers.update(
             {
-                "User-Agent": self.user_agent,
+                "User-Agent": f"{self.tap_name}/{__version__} (singer-sdk/{SDK_VERSION})",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             }
@@ -358,13 +356,14 @@ class HeymarketStream(RESTStream):
     ) -> list[dict[str, t.Any]]:
         self.pacer.wait()
         request = requests.Request("POST", self.url_base + self.path, data=encoded)
-        prepared = self.authenticator(self._session.prepare_request(request))
         sent = time.monotonic()
         try:
-            response = self._session.send(
-                prepared, timeout=float(self.config["request_timeout"]), allow_redirects=False
-            )
-            content = response.content
+            with self._session() as session:
+                prepared = self.authenticator(session.prepare_request(request))
+                response = session.send(
+                    prepared, timeout=float(self.config["request_timeout"]), allow_redirects=False
+                )
+                content = response.content
             self.latency.observe(time.monotonic() - sent)
         except requests.Timeout:
             msg = f"no answer from Heymarket within request_timeout ({self.config['request_timeout']} s)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -11,19 +10,15 @@ from dataclasses import dataclass, field
 from singer_sdk import typing as th
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_heymarket.client import (
-    HeymarketAPIError,
-    HeymarketStream,
-    MovingAverage,
-    in_flight_target,
-)
+from tap_heymarket.client import HeymarketAPIError, HeymarketStream
+from tap_heymarket.fetching import Answer, Page, PageSource
 from tap_heymarket.normalize import (
     NormalizeReport,
     decode_contacts,
     normalize_timestamp,
 )
 from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
-from tap_heymarket.sdk_internals import SortedStreamFastPath, fixed_width, utc_now
+from tap_heymarket.sdk_internals import SortedStreamFastPath, fixed_width
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -56,66 +51,6 @@ class _Findings:
     undated: list[int] = field(default_factory=list)
     #: Contacts dated in the future.
     future: list[dict[str, t.Any]] = field(default_factory=list)
-
-
-class _Prefetch:
-    """One request for a page, answered on a daemon thread while earlier pages are written out.
-
-    A daemon thread, so that a tap told to stop is not held up by a request in flight.
-    """
-
-    def __init__(
-        self, fetch: t.Callable[[dict[str, t.Any]], _Page], body: dict[str, t.Any]
-    ) -> None:
-        self._done = threading.Event()
-        self._value: _Page = ([], NormalizeReport())
-        self._error: BaseException | None = None
-        #: When the page arrived: the ``time_extracted`` of its records.
-        self.received_at = utc_now()
-        threading.Thread(target=self._run, args=(fetch, body), daemon=True).start()
-
-    def _run(self, fetch: t.Callable[[dict[str, t.Any]], _Page], body: dict[str, t.Any]) -> None:
-        try:
-            self._value = fetch(body)
-            self.received_at = utc_now()
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._done.set()
-
-    def result(self) -> _Page:
-        """The page and its normaliser report, or the exception fetching it raised."""
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-class _InFlight:
-    """The requests sent and not yet taken, each answered on its own thread."""
-
-    def __init__(self, fetch: t.Callable[[dict[str, t.Any]], _Page]) -> None:
-        self._fetch = fetch
-        self._sent: dict[PageRequest, _Prefetch] = {}
-        self._dropped = 0
-
-    def keep(self, wanted: list[PageRequest]) -> None:
-        """Have exactly ``wanted`` in flight: send those not sent yet, drop the rest."""
-        for request in [request for request in self._sent if request not in wanted]:
-            del self._sent[request]  # its answer is no longer needed; its thread ends alone
-            self._dropped += 1
-        for request in wanted:
-            if request not in self._sent:
-                self._sent[request] = _Prefetch(self._fetch, request.body())
-
-    def take(self, request: PageRequest) -> _Prefetch:
-        """The request sent for ``request``, no longer in flight once taken."""
-        return self._sent.pop(request)
-
-    @property
-    def unused(self) -> int:
-        """Requests sent whose answers were, or will be, never taken."""
-        return self._dropped + len(self._sent)
 
 
 class ContactsStream(SortedStreamFastPath, HeymarketStream):
@@ -211,12 +146,8 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         """Contacts in ascending ``updated`` order, each new contact once.
 
         When Heymarket answers in a way the paging cannot get through without risking a lost
-        contact (see ``pagination``), the sync fails without a STATE past what was emitted.
-
-        The next page is requested as soon as the current one is parsed, so the wait for it
-        overlaps the writing of the current page's records; when the API's latency is longer
-        than that writing and the pacing, the paginator's next windows are requested together
-        (see ``pagination``), up to ``MAX_IN_FLIGHT`` at once.
+        contact (see ``pagination``), the sync fails without a STATE past what was emitted;
+        when it fails to answer, after a STATE for what was emitted (all of it in order).
         """
         since = self.sync_start(context)
         paginator = ContactsPaginator(
@@ -225,65 +156,51 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         found = _Findings()
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         # Made here, once: the fetching threads share them.
-        _ = self.authenticator, self.pacer, self._session, self.latency
+        _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
         interval = 60.0 / self.config["max_requests_per_minute"]
-        busy = MovingAverage()  # seconds spent writing out one page
+        pages = PageSource(paginator, self._fetch, self.latency, interval)
+        try:
+            for page in pages:
+                yield from self._emit(page, found)
+        except PagingError as exc:
+            # No STATE: the answers so far may not be what they seemed. A rerun starts from
+            # the last STATE written, which the records before it fully back.
+            raise HeymarketAPIError(str(exc)) from None
+        except HeymarketAPIError:
+            # Everything emitted so far is in order, so its bookmark is safe to keep: a rerun
+            # then resumes here instead of up to a few pages back.
+            self._write_state_message()
+            raise
+        self._log_summary(paginator, found, pages.unused)
 
-        def fetch(body: dict[str, t.Any]) -> _Page:
-            page_report = NormalizeReport()
-            page = self.post_json(body, lambda content: decode_contacts(content, page_report))
-            return page, page_report
+    def _fetch(self, request: PageRequest) -> Answer:
+        """One page of contacts, decoded, and what decoding it had to change."""
+        report = NormalizeReport()
+        page = self.post_json(request.body(), lambda content: decode_contacts(content, report))
+        return page, report
 
-        in_flight = _InFlight(fetch)
-
-        def send_ahead() -> None:
-            target = in_flight_target(self.latency.value, interval, busy.value)
-            paginator.windows_per_date = target
-            in_flight.keep(paginator.upcoming(target))
-
-        send_ahead()
-        while True:
-            request = paginator.current
-            pending = in_flight.take(request)
-            try:
-                page, page_report = pending.result()
-            except HeymarketAPIError:
-                # Everything emitted so far is in order, so its bookmark is safe to keep: a rerun
-                # then resumes here instead of up to a few pages back.
-                self._write_state_message()
-                raise
-            started = time.monotonic()
-            self.extracted_at = pending.received_at
-            found.report.merge(page_report)
-            # Where in Heymarket's answer (request and index) a contact without an id stood.
-            found.unkeyed.extend(
-                f"date={request.date} page={request.page} limit={request.limit} #{index}"
-                for index, contact in enumerate(page)
-                if contact.get("id") is None
-            )
-            try:
-                fresh = paginator.advance(page)
-            except PagingError as exc:
-                # No STATE: the answers so far may not be what they seemed. A rerun starts from
-                # the last STATE written, which the records before it fully back.
-                raise HeymarketAPIError(str(exc)) from None
-            if not paginator.finished:
-                send_ahead()
-            # Later than the page's arrival (and a minute's clock skew): dated in the future.
-            now = fixed_width(pending.received_at + _CLOCK_SKEW)
-            for contact in fresh:
-                if contact.get("id") is None:
-                    continue  # listed in ``unkeyed`` above
-                if contact.get("updated") is None:
-                    contact["updated"] = None  # the SDK's bookmarking needs the key present
-                    found.undated.append(contact["id"])
-                elif contact["updated"] > now:
-                    found.future.append(contact)
-                yield contact
-            if paginator.finished:
-                break
-            busy.observe(time.monotonic() - started)
-        self._log_summary(paginator, found, in_flight.unused)
+    def _emit(self, page: Page, found: _Findings) -> t.Iterator[dict[str, t.Any]]:
+        """The page's new contacts, noting what is wrong with any of the page's contacts."""
+        self.extracted_at = page.received_at
+        found.report.merge(page.report)
+        request = page.request
+        # Where in Heymarket's answer (request and index) a contact without an id stood.
+        found.unkeyed.extend(
+            f"{request} #{index}"
+            for index, contact in enumerate(page.records)
+            if contact.get("id") is None
+        )
+        # Later than the page's arrival (and a minute's clock skew): dated in the future.
+        now = fixed_width(page.received_at + _CLOCK_SKEW)
+        for contact in page.fresh:
+            if contact.get("id") is None:
+                continue  # listed in ``unkeyed`` above
+            if contact.get("updated") is None:
+                contact["updated"] = None  # the SDK's bookmarking needs the key present
+                found.undated.append(contact["id"])
+            elif contact["updated"] > now:
+                found.future.append(contact)
+            yield contact
 
     def _log_summary(self, paginator: ContactsPaginator, found: _Findings, unused: int) -> None:
         report, unkeyed, undated, future = found.report, found.unkeyed, found.undated, found.future

@@ -1,0 +1,178 @@
+"""Pages fetched ahead, on threads, while the ones before are written out; and how many at once.
+
+A stream hands ``PageSource`` its paginator and a way to fetch one request; iterating the
+source gives each answer in the paginator's order, already taken by the paginator, with the
+next requests sent before the stream writes the page out. One request ahead hides the wait for
+an answer behind that writing; when Heymarket's latency, not the pacing or the writing, is what
+a sync waits for, the paginator names the requests that follow the current one and several go
+out together (``in_flight_target``), up to ``MAX_IN_FLIGHT``.
+
+Each request runs on a daemon thread of its own, so that a tap told to stop is not held up by
+a request in flight; answers the paginator no longer asks for are simply dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+
+from tap_heymarket.sdk_internals import utc_now
+
+if t.TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable, Hashable, Iterator
+
+    from tap_heymarket.normalize import NormalizeReport
+
+#: Requests in flight at most: enough to hide a slow API's latency behind the rate limit.
+MAX_IN_FLIGHT = 4
+#: Shortest time between pages assumed when sizing the requests in flight; below it an API is
+#: fast enough that one request ahead hides its latency.
+MIN_PAGE_PERIOD = 0.02
+
+Record = dict[str, t.Any]
+#: What fetching one request gives: its records, as the stream's decoder made them, and what
+#: the decoder had to change.
+Answer = tuple[list[Record], "NormalizeReport"]
+
+
+class MovingAverage:
+    """An exponentially weighted average of recent observations (None before the first)."""
+
+    def __init__(self, weight: float = 0.3) -> None:
+        self._weight = weight
+        self.value: float | None = None
+
+    def observe(self, sample: float) -> None:
+        """Count one observation."""
+        self.value = (
+            sample if self.value is None else self.value + self._weight * (sample - self.value)
+        )
+
+
+def in_flight_target(latency: float | None, interval: float, busy: float | None) -> int:
+    """How many requests to keep in flight so that answers arrive about as fast as they are used.
+
+    A page can be used every ``max(interval, busy)`` seconds at best: the pacing, or the time
+    writing one page out takes. One request at a time (with the next sent as soon as a page
+    is in) keeps up unless an answer takes half as long again as that; then as many as cover
+    the latency, up to ``MAX_IN_FLIGHT``.
+    """
+    if latency is None:
+        return 1
+    period = max(interval, busy or 0.0, MIN_PAGE_PERIOD)
+    if latency <= 1.5 * period:
+        return 1
+    return min(MAX_IN_FLIGHT, math.ceil(latency / period))
+
+
+class Paginator(t.Protocol):
+    """What ``PageSource`` needs of a paginator (``pagination.ContactsPaginator`` is one)."""
+
+    finished: bool
+    windows_per_date: int
+
+    @property
+    def current(self) -> Hashable:
+        """The request to send next."""
+
+    def upcoming(self, count: int) -> list[t.Any]:
+        """``current`` and up to ``count - 1`` requests that follow it if pages come back full."""
+
+    def advance(self, page: list[Record]) -> list[Record]:
+        """Take the answer to ``current``; the records not passed on before."""
+
+
+class _Pending:
+    """One request, answered on a daemon thread."""
+
+    def __init__(self, fetch: Callable[[t.Any], Answer], request: t.Any) -> None:
+        self._done = threading.Event()
+        self._answer: Answer | None = None
+        self._error: BaseException | None = None
+        #: When the answer arrived: the ``time_extracted`` of its records.
+        self.received_at = utc_now()
+        threading.Thread(target=self._run, args=(fetch, request), daemon=True).start()
+
+    def _run(self, fetch: Callable[[t.Any], Answer], request: t.Any) -> None:
+        try:
+            self._answer = fetch(request)
+            self.received_at = utc_now()
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Answer:
+        """The answer, or the exception fetching it raised."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return t.cast("Answer", self._answer)
+
+
+@dataclass
+class Page:
+    """One answer, taken by the paginator."""
+
+    request: t.Any
+    records: list[Record]
+    report: NormalizeReport
+    received_at: datetime.datetime
+    #: The records the paginator passes on (not read before), in order.
+    fresh: list[Record]
+
+
+class PageSource:
+    """The answers to a paginator's requests, in its order, with the next ones already sent."""
+
+    def __init__(
+        self,
+        paginator: Paginator,
+        fetch: Callable[[t.Any], Answer],
+        latency: MovingAverage,
+        interval: float,
+    ) -> None:
+        """``latency``: kept up to date by ``fetch``; ``interval``: the pacing between requests."""
+        self._paginator = paginator
+        self._fetch = fetch
+        self._latency = latency
+        self._interval = interval
+        self._busy = MovingAverage()  # seconds the stream spends writing out one page
+        self._sent: dict[t.Any, _Pending] = {}
+        self._dropped = 0
+
+    @property
+    def unused(self) -> int:
+        """Requests sent whose answers were, or will be, never taken."""
+        return self._dropped + len(self._sent)
+
+    def __iter__(self) -> Iterator[Page]:
+        """Each page once the paginator has taken it; raises what fetching or paging raised."""
+        paginator = self._paginator
+        self._send_ahead()
+        while not paginator.finished:
+            request = paginator.current
+            pending = self._sent.pop(request)
+            records, report = pending.result()
+            fresh = paginator.advance(records)
+            if not paginator.finished:
+                self._send_ahead()
+            started = time.monotonic()
+            yield Page(request, records, report, pending.received_at, fresh)
+            self._busy.observe(time.monotonic() - started)
+
+    def _send_ahead(self) -> None:
+        """Have exactly the requests the paginator names next in flight; drop the others."""
+        target = in_flight_target(self._latency.value, self._interval, self._busy.value)
+        self._paginator.windows_per_date = target
+        wanted = self._paginator.upcoming(target)
+        for request in [request for request in self._sent if request not in wanted]:
+            del self._sent[request]  # its answer is no longer needed; its thread ends alone
+            self._dropped += 1
+        for request in wanted:
+            if request not in self._sent:
+                self._sent[request] = _Pending(self._fetch, request)
