@@ -12,6 +12,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_heymarket.client import HeymarketAPIError, HeymarketStream
 from tap_heymarket.fetching import Answer, Page, PageSource
+from tap_heymarket.fields import CONTACTS
 from tap_heymarket.normalize import (
     NormalizeReport,
     decode_contacts,
@@ -64,50 +65,8 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
     #: The normaliser already makes every value match the schema, once per field.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True, description="Contact ID"),
-        # Nullable, so that a target loads the rare contact without a usable time.
-        th.Property(
-            "updated", _TIMESTAMP, required=True, nullable=True, description="Last change (UTC)"
-        ),
-        th.Property("created", _TIMESTAMP, description="Creation time (UTC)"),
-        th.Property("first", th.StringType),
-        th.Property("last", th.StringType),
-        th.Property("display_name", th.StringType),
-        th.Property("phone", th.StringType, description="E.164 digits without the plus"),
-        th.Property("email", th.StringType),
-        th.Property("avatar", th.StringType),
-        th.Property("external_id", th.StringType),
-        th.Property("external_ref", th.StringType),
-        th.Property("type", th.StringType),
-        th.Property("op", th.StringType, description="Last operation performed"),
-        th.Property("rev", th.IntegerType, description="Incremented on every write"),
-        th.Property("shared", th.BooleanType),
-        th.Property("is_opted_out", th.BooleanType),
-        th.Property("creator_id", th.IntegerType),
-        th.Property("inbox_id", th.IntegerType),
-        th.Property("parent_id", th.IntegerType),
-        th.Property("team_id", th.IntegerType),
-        th.Property("assigned_user_id", th.IntegerType),
-        th.Property(
-            "custom",
-            # Without a ``properties`` key (``ObjectType`` adds an empty one), so that flattening
-            # keeps the object whole as one JSON column: an empty ``properties`` makes the SDK
-            # spread it into ``custom__<id>`` keys that no schema declares, and targets drop them.
-            th.CustomType({"type": ["object", "null"], "additionalProperties": True}),
-            description="Custom fields keyed by custom-field id",
-        ),
-        th.Property(
-            "note",
-            _JSON_ARRAY,
-            description="Notes: objects {date (UTC date-time), id, name, text, user_id}",
-        ),
-        th.Property(
-            "tags",
-            _JSON_ARRAY,
-            description="Tags: objects {id, tag, color, team_id, created, updated, rev} or plain values",
-        ),
-    ).to_dict()
+    #: Declared once in ``fields``, where the typed decoder and the normaliser read it too.
+    schema = CONTACTS.json_schema()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,0 +1,152 @@
+"""Each stream's fields, declared once.
+
+The stream's JSON schema is built here from its table; the typed page decoder and the normaliser
+(``normalize``) are built from the same table, so a new field is one line in it.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass
+
+from singer_sdk import typing as th
+
+
+class Kind(enum.Enum):
+    """What a field holds, which decides its schema type and how its values are normalised."""
+
+    INTEGER = "integer"
+    STRING = "string"
+    BOOLEAN = "boolean"
+    #: A date-time, sent on in the fixed-width UTC form ``normalize.TIMESTAMP_FORMAT``.
+    TIMESTAMP = "timestamp"
+    #: Free-form JSON, loaded as one JSON value.
+    JSON_OBJECT = "JSON object"
+    #: Free-form JSON; a lone value is sent on as a list of one.
+    JSON_ARRAY = "JSON array"
+    #: A list of objects whose fields (``Field.items``) are typed: other keys are dropped.
+    OBJECT_ARRAY = "array of typed objects"
+
+
+#: The kinds an ``OBJECT_ARRAY`` item's fields may have.
+SCALARS = frozenset((Kind.INTEGER, Kind.STRING, Kind.BOOLEAN, Kind.TIMESTAMP))
+
+#: Without a ``properties`` key (``ObjectType`` adds an empty one), so that flattening keeps the
+#: object whole as one JSON column: an empty ``properties`` makes the SDK spread it into
+#: ``<field>__<key>`` keys that no schema declares, and targets drop them.
+_JSON_OBJECT = th.CustomType({"type": ["object", "null"], "additionalProperties": True})
+#: Item schemas are left out on purpose: warehouse loaders (target-postgres among them) then store
+#: the list as one JSON value (``jsonb``), which JSON operators can query, instead of a SQL array
+#: of JSON values. The normaliser still types an ``OBJECT_ARRAY``'s items.
+_JSON_ARRAY = th.CustomType({"type": ["array", "null"]})
+
+_SCHEMA_TYPES: dict[Kind, t.Any] = {
+    Kind.INTEGER: th.IntegerType,
+    Kind.STRING: th.StringType,
+    Kind.BOOLEAN: th.BooleanType,
+    Kind.TIMESTAMP: th.DateTimeType,
+    Kind.JSON_OBJECT: _JSON_OBJECT,
+    Kind.JSON_ARRAY: _JSON_ARRAY,
+    Kind.OBJECT_ARRAY: _JSON_ARRAY,
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a record.
+
+    ``nullable`` only matters for a required field: an optional one may always be null (the
+    normaliser nulls what it cannot use). ``items`` are an ``OBJECT_ARRAY``'s item fields.
+    """
+
+    name: str
+    kind: Kind
+    description: str | None = None
+    required: bool = False
+    nullable: bool = True
+    items: tuple[Field, ...] = ()
+
+
+class RecordSpec:
+    """One stream's record: its fields, in the order its schema lists them and records carry them.
+
+    ``noun`` names a record in warnings ("Contact 5: rev is not an integer").
+    """
+
+    def __init__(self, noun: str, *fields: Field) -> None:
+        self.noun = noun
+        self.fields = fields
+        self.names = frozenset(field.name for field in fields)
+        if len(self.names) < len(fields):
+            msg = f"{noun}: a field is declared twice"
+            raise ValueError(msg)
+        if "id" in self.names and fields[0].name != "id":
+            msg = f"{noun}: id must come first, so that warnings about the others can name it"
+            raise ValueError(msg)
+        for field in fields:
+            if (field.kind is Kind.OBJECT_ARRAY) != bool(field.items) or not {
+                item.kind for item in field.items
+            } <= SCALARS:
+                msg = f"{noun}: {field.name}: only an OBJECT_ARRAY has items, scalars all"
+                raise ValueError(msg)
+
+    def json_schema(self) -> dict[str, t.Any]:
+        """The stream's schema: a new dict each time, as the SDK and tests may change it."""
+        return th.PropertiesList(
+            *(
+                th.Property(
+                    field.name,
+                    _SCHEMA_TYPES[field.kind],
+                    required=field.required,
+                    nullable=field.nullable,
+                    description=field.description,
+                )
+                for field in self.fields
+            )
+        ).to_dict()
+
+
+CONTACTS = RecordSpec(
+    "contact",
+    Field("id", Kind.INTEGER, "Contact ID", required=True, nullable=False),
+    # Nullable, so that a target loads the rare contact without a usable time.
+    Field("updated", Kind.TIMESTAMP, "Last change (UTC)", required=True),
+    Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
+    Field("first", Kind.STRING),
+    Field("last", Kind.STRING),
+    Field("display_name", Kind.STRING),
+    Field("phone", Kind.STRING, "E.164 digits without the plus"),
+    Field("email", Kind.STRING),
+    Field("avatar", Kind.STRING),
+    Field("external_id", Kind.STRING),
+    Field("external_ref", Kind.STRING),
+    Field("type", Kind.STRING),
+    Field("op", Kind.STRING, "Last operation performed"),
+    Field("rev", Kind.INTEGER, "Incremented on every write"),
+    Field("shared", Kind.BOOLEAN),
+    Field("is_opted_out", Kind.BOOLEAN),
+    Field("creator_id", Kind.INTEGER),
+    Field("inbox_id", Kind.INTEGER),
+    Field("parent_id", Kind.INTEGER),
+    Field("team_id", Kind.INTEGER),
+    Field("assigned_user_id", Kind.INTEGER),
+    Field("custom", Kind.JSON_OBJECT, "Custom fields keyed by custom-field id"),
+    Field(
+        "note",
+        Kind.OBJECT_ARRAY,
+        "Notes: objects {date (UTC date-time), id, name, text, user_id}",
+        items=(
+            Field("date", Kind.TIMESTAMP),
+            Field("id", Kind.STRING),
+            Field("name", Kind.STRING),
+            Field("text", Kind.STRING),
+            Field("user_id", Kind.INTEGER),
+        ),
+    ),
+    Field(
+        "tags",
+        Kind.JSON_ARRAY,
+        "Tags: objects {id, tag, color, team_id, created, updated, rev} or plain values",
+    ),
+)
