@@ -6,15 +6,18 @@ SDK's generic per-value conformance pass (see ``ContactsStream.TYPE_CONFORMANCE_
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import logging
 import re
 import reprlib
+import types
 import typing as t
-from dataclasses import dataclass, field
 
 import msgspec
+
+from tap_heymarket.fields import CONTACTS, Field, Kind, RecordSpec
 
 #: Every date-time leaves the tap in this one fixed-width UTC form, so that comparing two of
 #: them as strings (the SDK does, for the bookmark) agrees with comparing the instants.
@@ -110,43 +113,6 @@ def widen(query: str) -> str:
     return f"{query[:19]}.000000Z"
 
 
-_INTEGER_FIELDS = (
-    "id",
-    "creator_id",
-    "inbox_id",
-    "parent_id",
-    "rev",
-    "team_id",
-    "assigned_user_id",
-)
-_STRING_FIELDS = (
-    "avatar",
-    "display_name",
-    "email",
-    "external_id",
-    "external_ref",
-    "first",
-    "last",
-    "op",
-    "phone",
-    "type",
-)
-_BOOLEAN_FIELDS = ("shared", "is_opted_out")
-_TIMESTAMP_FIELDS = ("created", "updated")
-
-#: Every top-level field a contact record can carry, in the order the schema lists them.
-CONTACT_FIELDS = frozenset(
-    (
-        *_INTEGER_FIELDS,
-        *_STRING_FIELDS,
-        *_BOOLEAN_FIELDS,
-        *_TIMESTAMP_FIELDS,
-        "custom",
-        "note",
-        "tags",
-    )
-)
-
 _TRUE = frozenset(("true", "t", "1", "yes"))
 _FALSE = frozenset(("false", "f", "0", "no"))
 #: What a warehouse's ``bigint`` holds: target-postgres fails the whole batch on a larger integer.
@@ -176,7 +142,7 @@ def _integer(value: object) -> int | None:
 
 def _boolean(value: object) -> bool | None:
     if value is None or type(value) is bool:
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
@@ -195,7 +161,7 @@ def _text(value: object) -> str | None:
 
 
 def _without_nul(text: str) -> str:
-    # PostgreSQL cannot store NUL in text or jsonb; it is never meaningful in a contact.
+    # PostgreSQL cannot store NUL in text or jsonb; it is never meaningful in a record.
     return text.replace("\x00", "")
 
 
@@ -224,33 +190,26 @@ def _map_strings(value: object, fix: t.Callable[[str], str]) -> object:
     return value
 
 
-def _whose(contact: int | None) -> str:
-    return "A contact without a usable id" if contact is None else f"Contact {contact}"
-
-
-@dataclass
+@dataclasses.dataclass
 class NormalizeReport:
     """What the normaliser had to change or could not use, so the sync can say so."""
 
-    nulled: dict[str, int] = field(default_factory=dict)
-    unknown_fields: set[str] = field(default_factory=set)
-    #: One line per value changed, naming the contact and the field, so that it can be found
-    #: and fixed at the source. ``decode_contacts`` logs a page's as warnings; not merged, as
+    nulled: dict[str, int] = dataclasses.field(default_factory=dict)
+    unknown_fields: set[str] = dataclasses.field(default_factory=set)
+    #: One line per value changed, naming the record and the field, so that it can be found
+    #: and fixed at the source. ``decode_records`` logs a page's as warnings; not merged, as
     #: a run needs only the counts.
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
-    def null(
-        self, name: str, contact: int | None, why: str, *, outcome: str = "replaced by null"
-    ) -> None:
+    def null(self, name: str, whose: str, why: str, *, outcome: str = "replaced by null") -> None:
         """Count a value that had to be replaced by null, and say whose it was and why."""
         self.nulled[name] = self.nulled.get(name, 0) + 1
-        self.warnings.append(f"{_whose(contact)}: {name} {why}; {outcome}")
+        self.warnings.append(f"{whose}: {name} {why}; {outcome}")
 
-    def repaired(self, name: str, contact: int | None) -> None:
+    def repaired(self, name: str, whose: str) -> None:
         """Say whose value held text that is not Unicode, now U+FFFD in its place."""
         self.warnings.append(
-            f"{_whose(contact)}: {name} held bytes or escapes that are not Unicode text; "
-            "replaced by U+FFFD"
+            f"{whose}: {name} held bytes or escapes that are not Unicode text; replaced by U+FFFD"
         )
 
     def merge(self, other: NormalizeReport) -> None:
@@ -260,117 +219,237 @@ class NormalizeReport:
         self.unknown_fields |= other.unknown_fields
 
 
-def _coerce(
-    value: object,
-    convert: t.Callable[[object], object],
-    name: str,
-    report: NormalizeReport,
-    record: dict[str, t.Any],
-) -> object:
-    """``convert(value)``, or None, reported with the ``id`` of ``record`` (the contact's)."""
-    try:
-        return convert(value)
-    except (_Uncoercible, InvalidTimestampError) as exc:
-        report.null(name, record.get("id"), str(exc))
+_Int64 = t.Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
+#: What the typed decoder takes for each kind as it is (or, a timestamp, to make fixed-width).
+_TYPED: dict[Kind, t.Any] = {
+    Kind.INTEGER: _Int64,
+    Kind.STRING: str,
+    Kind.BOOLEAN: bool,
+    Kind.TIMESTAMP: str,
+    Kind.JSON_OBJECT: dict[str, t.Any],
+    Kind.JSON_ARRAY: list[t.Any],
+}
+#: How the normaliser reads a value of each scalar kind, raising when it cannot.
+_CONVERTERS: dict[Kind, t.Callable[[object], object]] = {
+    Kind.INTEGER: _integer,
+    Kind.STRING: _text,
+    Kind.BOOLEAN: _boolean,
+    Kind.TIMESTAMP: normalize_timestamp,
+}
+_UNSET = msgspec.UNSET
+_Step = t.Callable[[object, str, NormalizeReport, dict[str, t.Any]], object]
+
+
+class _Codec:
+    """How records of one ``RecordSpec`` are decoded and normalised, worked out once from it."""
+
+    def __init__(self, spec: RecordSpec) -> None:
+        self.noun = spec.noun
+        self.kinds = {field.name: field.kind for field in spec.fields}
+        #: Per ``OBJECT_ARRAY`` field, its items' fields: converter and name in warnings.
+        self.items = {
+            field.name: {
+                item.name: (_CONVERTERS[item.kind], f"{field.name}[].{item.name}")
+                for item in field.items
+            }
+            for field in spec.fields
+            if field.items
+        }
+        steps: dict[Kind, _Step] = {
+            Kind.INTEGER: self._to_integer,
+            Kind.STRING: self._to_text,
+            Kind.BOOLEAN: self._to_boolean,
+            Kind.TIMESTAMP: self._to_timestamp,
+            Kind.JSON_OBJECT: self._to_json_object,
+            Kind.JSON_ARRAY: self._to_json_array,
+            Kind.OBJECT_ARRAY: self._to_object_array,
+        }
+        self.steps = tuple((field.name, steps[field.kind]) for field in spec.fields)
+        #: What a typed record still needs, in the table's order as ``normalize`` follows it:
+        #: a timestamp field (None) or an ``OBJECT_ARRAY``'s timestamp item fields to rewrite.
+        self.timestamps: list[tuple[str, tuple[tuple[str, str], ...] | None]] = []
+        for field in spec.fields:
+            in_items = tuple(
+                (item.name, f"{field.name}[].{item.name}")
+                for item in field.items
+                if item.kind is Kind.TIMESTAMP
+            )
+            if field.kind is Kind.TIMESTAMP or in_items:
+                self.timestamps.append((field.name, in_items or None))
+        record = msgspec.defstruct(
+            f"_{_capitalized(spec.noun)}",
+            [
+                (field.name, self._typed(field) | msgspec.UnsetType | None, _UNSET)
+                for field in spec.fields
+            ],
+            forbid_unknown_fields=True,
+        )
+        #: A page of records exactly as the schema types them; anything else fails to decode.
+        self.decode_typed: t.Callable[[bytes], list[msgspec.Struct]] = msgspec.json.Decoder(
+            types.GenericAlias(list, (record,))
+        ).decode
+
+    @staticmethod
+    def _typed(field: Field) -> t.Any:
+        """The type the typed decoder requires of ``field``'s values (null aside)."""
+        if field.kind is not Kind.OBJECT_ARRAY:
+            return _TYPED[field.kind]
+        # A TypedDict, not a Struct: it drops unknown keys and keeps the API's key order,
+        # as ``_to_object_array`` does.
+        item_type = t.TypedDict(  # type: ignore[misc]
+            f"_{field.name}_item",
+            {item.name: _TYPED[item.kind] | None for item in field.items},
+            total=False,
+        )
+        return list[item_type]
+
+    def whose(self, record: dict[str, t.Any]) -> str:
+        """How a warning names ``record``: by its ``id``, read first."""
+        key = record.get("id")
+        if key is None:
+            return f"A {self.noun} without a usable id"
+        return f"{_capitalized(self.noun)} {key}"
+
+    def coerce(
+        self,
+        value: object,
+        convert: t.Callable[[object], object],
+        name: str,
+        report: NormalizeReport,
+        record: dict[str, t.Any],
+    ) -> object:
+        """``convert(value)``, or None, reported with whose it was (``record``'s)."""
+        try:
+            return convert(value)
+        except (_Uncoercible, InvalidTimestampError) as exc:
+            report.null(name, self.whose(record), str(exc))
+            return None
+
+    def normalize(self, raw: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:
+        """See ``normalize_record``."""
+        record: dict[str, t.Any] = {}
+        for name, step in self.steps:
+            if name in raw:
+                record[name] = step(raw[name], name, report, record)
+        if len(record) < len(raw):
+            report.unknown_fields.update(name for name in raw if name not in self.kinds)
+        return record
+
+    def _to_integer(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            return value
+        return self.coerce(value, _integer, name, report, record)
+
+    def _to_text(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        if type(value) is str and "\x00" not in value:
+            return value
+        return self.coerce(value, _text, name, report, record)
+
+    def _to_boolean(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        if type(value) is bool:
+            return value
+        return self.coerce(value, _boolean, name, report, record)
+
+    def _to_timestamp(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        return self.coerce(value, normalize_timestamp, name, report, record)
+
+    def _to_json_object(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        if isinstance(value, dict):
+            return _clean_json(value)
+        if value is not None:
+            report.null(name, self.whose(record), "is not an object")
         return None
+
+    def _to_json_array(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        return _clean_json(value if isinstance(value, list) or value is None else [value])
+
+    def _to_object_array(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            report.null(name, self.whose(record), "is not a list")
+            return None
+        fields = self.items[name]
+        items = []
+        for raw in value:
+            if not isinstance(raw, dict):
+                report.null(f"{name}[]", self.whose(record), "is not an object", outcome="left out")
+                continue
+            # Keys in the API's order, as the typed decoder keeps them; read in the table's.
+            item = {key: item_value for key, item_value in raw.items() if key in fields}
+            for key, (convert, label) in fields.items():
+                if key in item:
+                    item[key] = self.coerce(item[key], convert, label, report, record)
+            items.append(item)
+        return items
+
+    def finish(self, record: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:
+        """Finish a typed record: drop the fields it did not have, make its timestamps fixed-width.
+
+        What ``coerce`` does, written out: a call less per timestamp shows on the fast path.
+        """
+        if _UNSET in record.values():
+            record = {name: value for name, value in record.items() if value is not _UNSET}
+        for name, in_items in self.timestamps:
+            if name not in record:
+                continue
+            if in_items is None:
+                try:
+                    record[name] = normalize_timestamp(record[name])
+                except InvalidTimestampError as exc:
+                    report.null(name, self.whose(record), str(exc))
+                    record[name] = None
+                continue
+            for item in record[name] or ():
+                for key, label in in_items:
+                    if key in item:
+                        try:
+                            item[key] = normalize_timestamp(item[key])
+                        except InvalidTimestampError as exc:
+                            report.null(label, self.whose(record), str(exc))
+                            item[key] = None
+        return record
+
+
+def _capitalized(noun: str) -> str:
+    return noun[:1].upper() + noun[1:]
+
+
+@functools.cache
+def _codec(spec: RecordSpec) -> _Codec:
+    return _Codec(spec)
+
+
+def normalize_record(
+    spec: RecordSpec, raw: dict[str, t.Any], report: NormalizeReport
+) -> dict[str, t.Any]:
+    """A schema-exact copy of one record; values that cannot be used become null and are counted.
+
+    ``id`` (and a required timestamp) may come out as None: the caller decides what such a record
+    means.
+    """
+    return _codec(spec).normalize(raw, report)
 
 
 def normalize_contact(raw: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:
-    """A schema-exact copy of one contact; values that cannot be used become null and are counted.
-
-    ``id`` and ``updated`` may come out as None: the caller decides what such a contact means.
-    """
-    record: dict[str, t.Any] = {}
-    for name in _INTEGER_FIELDS:  # "id" first: a warning about another field names the contact
-        if name in raw:
-            value = raw[name]
-            record[name] = (
-                value
-                if type(value) is int and _INT64_MIN <= value <= _INT64_MAX
-                else _coerce(value, _integer, name, report, record)
-            )
-    for name in _STRING_FIELDS:
-        if name in raw:
-            value = raw[name]
-            record[name] = (
-                value
-                if type(value) is str and "\x00" not in value
-                else _coerce(value, _text, name, report, record)
-            )
-    for name in _BOOLEAN_FIELDS:
-        if name in raw:
-            value = raw[name]
-            record[name] = (
-                value if type(value) is bool else _coerce(value, _boolean, name, report, record)
-            )
-    for name in _TIMESTAMP_FIELDS:
-        if name in raw:
-            record[name] = _coerce(raw[name], normalize_timestamp, name, report, record)
-    if "custom" in raw:
-        custom = raw["custom"]
-        if isinstance(custom, dict):
-            record["custom"] = _clean_json(custom)
-        else:
-            if custom is not None:
-                report.null("custom", record.get("id"), "is not an object")
-            record["custom"] = None
-    if "note" in raw:
-        record["note"] = _notes(raw["note"], report, record)
-    if "tags" in raw:
-        tags = raw["tags"]
-        record["tags"] = _clean_json(tags if isinstance(tags, list) or tags is None else [tags])
-    if len(record) < len(raw):
-        report.unknown_fields.update(name for name in raw if name not in CONTACT_FIELDS)
-    return record
+    """One contact, as ``normalize_record`` makes it."""
+    return normalize_record(CONTACTS, raw, report)
 
 
-_Int64 = t.Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
-
-
-class _Note(t.TypedDict, total=False):
-    date: str | None
-    id: str | None
-    name: str | None
-    text: str | None
-    user_id: _Int64 | None
-
-
-_Int = _Int64 | msgspec.UnsetType | None
-_Str = str | msgspec.UnsetType | None
-_Bool = bool | msgspec.UnsetType | None
-_UNSET = msgspec.UNSET
-
-
-class _Contact(msgspec.Struct, forbid_unknown_fields=True):
-    """A contact exactly as the schema types it; anything else fails to decode into it."""
-
-    id: _Int = _UNSET
-    creator_id: _Int = _UNSET
-    inbox_id: _Int = _UNSET
-    parent_id: _Int = _UNSET
-    rev: _Int = _UNSET
-    team_id: _Int = _UNSET
-    assigned_user_id: _Int = _UNSET
-    avatar: _Str = _UNSET
-    display_name: _Str = _UNSET
-    email: _Str = _UNSET
-    external_id: _Str = _UNSET
-    external_ref: _Str = _UNSET
-    first: _Str = _UNSET
-    last: _Str = _UNSET
-    op: _Str = _UNSET
-    phone: _Str = _UNSET
-    type: _Str = _UNSET
-    shared: _Bool = _UNSET
-    is_opted_out: _Bool = _UNSET
-    created: _Str = _UNSET
-    updated: _Str = _UNSET
-    custom: dict[str, t.Any] | msgspec.UnsetType | None = _UNSET
-    note: list[_Note] | msgspec.UnsetType | None = _UNSET
-    tags: list[t.Any] | msgspec.UnsetType | None = _UNSET
-
-
-_decode_typed_page = msgspec.json.Decoder(list[_Contact]).decode
 _decode_any = msgspec.json.Decoder().decode
 _as_dict = msgspec.structs.asdict
 
@@ -384,13 +463,15 @@ _SURROGATE_ESCAPES = re.compile(
 _REPLACEMENT = "\ufffd"
 
 
-def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
-    """A page of contacts from the API's JSON, each as ``normalize_contact`` makes it.
+def decode_records(
+    spec: RecordSpec, content: bytes, report: NormalizeReport
+) -> list[dict[str, t.Any]] | None:
+    """A page of records from the API's JSON, each as ``normalize_record`` makes it.
 
     None when the JSON is not an array of objects. A page whose values all have their schema
     types (nearly every page) is decoded straight into typed records, which checks every value
     in C; only the timestamps are then rewritten. Any other page (a NUL in a string, a field the
-    schema lacks, a value to coerce) goes through ``normalize_contact`` one contact at a time.
+    schema lacks, a value to coerce) goes through ``normalize_record`` one record at a time.
     The two give the same records: the tests hold them to it.
 
     Text that is not Unicode, or a number no float or integer can hold, would make the page
@@ -398,31 +479,40 @@ def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t
     in place of that number. Each value changed is logged as a warning.
     """
     logged = len(report.warnings)
-    records = _decode_page(content, report)
+    records = _decode_page(spec, content, report)
     if records is None:
-        records = _decode_repaired(content, report)
+        records = _decode_repaired(spec, content, report)
     for message in report.warnings[logged:]:
         _logger.warning(message)
     return records
 
 
-def _decode_page(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+def decode_contacts(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+    """A page of contacts, as ``decode_records`` reads it."""
+    return decode_records(CONTACTS, content, report)
+
+
+def _decode_page(
+    spec: RecordSpec, content: bytes, report: NormalizeReport
+) -> list[dict[str, t.Any]] | None:
     if _NUL_ESCAPE not in content:
+        codec = _codec(spec)
         try:
-            typed = _decode_typed_page(content)
+            typed = codec.decode_typed(content)
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             pass
         else:
-            return [_timestamps_normalized(_as_dict(contact), report) for contact in typed]
+            finish = codec.finish
+            return [finish(_as_dict(record), report) for record in typed]
     try:
         page = _decode_any(content)
     except msgspec.ValidationError:  # untyped, only a number out of range fails this way
-        return _decode_with_numbers_nulled(content, report)
+        return _decode_with_numbers_nulled(spec, content, report)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     if not _is_page(page):
         return None
-    return [normalize_contact(raw, report) for raw in page]
+    return [normalize_record(spec, raw, report) for raw in page]
 
 
 def _is_page(page: object) -> t.TypeGuard[list[dict[str, t.Any]]]:
@@ -436,14 +526,14 @@ _STRING_OR_NUMBER = re.compile(
 
 
 def _decode_with_numbers_nulled(
-    content: bytes, report: NormalizeReport
+    spec: RecordSpec, content: bytes, report: NormalizeReport
 ) -> list[dict[str, t.Any]] | None:
     """The page with null for each number no float or integer can hold; None if it still fails.
 
     Such a number (``1e400``, or an integer of more than 4,300 digits, Python's limit) would
     make the page unreadable on every attempt. Each first becomes a string the page does not
     hold, a marker and the number's index, so that the value can be found again, set to null
-    and reported with its contact and field.
+    and reported with its record and field.
     """
     marker = _unused_character(content.decode("utf-8", "surrogateescape"))
     if marker is None:
@@ -470,17 +560,18 @@ def _decode_with_numbers_nulled(
         return None
     if not _is_page(page):
         return None
+    codec = _codec(spec)
     encoded = marker.encode()
     records = []
     for raw in page:
         found: list[tuple[str, bool, int]] = []
         if encoded in _encode(raw):
-            _null_marked(raw, marker, found)
-        record = normalize_contact(raw, report)
+            _null_marked(codec, raw, marker, found)
+        record = normalize_record(spec, raw, report)
         for name, nested, index in found:
             report.null(
                 name,
-                record.get("id"),
+                codec.whose(record),
                 f"{'holds' if nested else 'is'} {_preview(numbers[index])}, "
                 "a number too large to read",
                 outcome="that value replaced by null" if nested else "replaced by null",
@@ -489,13 +580,15 @@ def _decode_with_numbers_nulled(
     return records
 
 
-def _null_marked(raw: dict[str, t.Any], marker: str, found: list[tuple[str, bool, int]]) -> None:
-    """Put null in ``raw`` (a contact) for each marked number; list those the record would carry.
+def _null_marked(
+    codec: _Codec, raw: dict[str, t.Any], marker: str, found: list[tuple[str, bool, int]]
+) -> None:
+    """Put null in ``raw`` (a record) for each marked number; list those the record would carry.
 
     Each is listed as its field's name, whether it was nested in the field's value, and the
-    number's index. A number where ``normalize_contact`` takes nothing (a field the schema lacks,
-    a note's unknown key) is not listed, nor one in a value it replaces by null and reports
-    (``custom`` that is not an object, text or an integer that is a list or an object).
+    number's index. A number where ``normalize_record`` takes nothing (a field the schema lacks,
+    an item's unknown key) is not listed, nor one in a value it replaces by null and reports
+    (a JSON object that is not one, text or an integer that is a list or an object).
     """
 
     def index_of(value: object) -> int | None:
@@ -520,20 +613,22 @@ def _null_marked(raw: dict[str, t.Any], marker: str, found: list[tuple[str, bool
         return nulled(value, listed_as if index_of(value) is not None else None)
 
     for name, value in raw.items():
-        if name == "note" and isinstance(value, list):
+        kind = codec.kinds.get(name)
+        if kind is Kind.OBJECT_ARRAY and isinstance(value, list):
+            fields = codec.items[name]
             raw[name] = [
                 {
-                    key: scalar(field_value, f"note[].{key}" if key in _NOTE_FIELDS else None)
+                    key: scalar(field_value, f"{name}[].{key}" if key in fields else None)
                     for key, field_value in item.items()
                 }
                 if isinstance(item, dict)
                 else nulled(item, None)
                 for item in value
             ]
-        elif name == "tags" or (name == "custom" and isinstance(value, dict)):
+        elif kind is Kind.JSON_ARRAY or (kind is Kind.JSON_OBJECT and isinstance(value, dict)):
             raw[name] = nulled(value, name)
         else:
-            raw[name] = scalar(value, name if name in CONTACT_FIELDS else None)
+            raw[name] = scalar(value, None if kind is None else name)
 
 
 def _preview(number: bytes) -> str:
@@ -544,7 +639,9 @@ def _preview(number: bytes) -> str:
     return f"{text[:12]}... ({sum(c.isdigit() for c in text)} digits)"
 
 
-def _decode_repaired(content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+def _decode_repaired(
+    spec: RecordSpec, content: bytes, report: NormalizeReport
+) -> list[dict[str, t.Any]] | None:
     """The page with U+FFFD for its text that is not Unicode; None if it has none, or still fails.
 
     That text (each run of bytes that are not UTF-8, each lone surrogate escape) first becomes
@@ -561,7 +658,7 @@ def _decode_repaired(content: bytes, report: NormalizeReport) -> list[dict[str, 
     if marked == text:
         return None
     first = len(report.warnings)
-    records = _decode_page(marked.encode(), report)
+    records = _decode_page(spec, marked.encode(), report)
     if records is None:
         return None
 
@@ -573,6 +670,7 @@ def _decode_repaired(content: bytes, report: NormalizeReport) -> list[dict[str, 
         unmark(line).replace(quoted, _REPLACEMENT) for line in report.warnings[first:]
     ]
     report.unknown_fields = set(map(unmark, report.unknown_fields))
+    whose = _codec(spec).whose
     encoded = marker.encode()
     for record in records:
         if encoded in _encode(record):
@@ -580,7 +678,7 @@ def _decode_repaired(content: bytes, report: NormalizeReport) -> list[dict[str, 
                 repaired = _map_strings(value, unmark)
                 if repaired != value:
                     record[name] = repaired
-                    report.repaired(name, record.get("id"))
+                    report.repaired(name, whose(record))
     return records
 
 
@@ -595,47 +693,3 @@ def _unused_character(text: str) -> str | None:
         ),
         None,
     )
-
-
-def _timestamps_normalized(record: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:
-    """Finish a typed contact: drop the fields it did not have, make its timestamps fixed-width."""
-    if _UNSET in record.values():
-        record = {name: value for name, value in record.items() if value is not _UNSET}
-    for name in _TIMESTAMP_FIELDS:
-        if name in record:
-            record[name] = _coerce(record[name], normalize_timestamp, name, report, record)
-    for note in record.get("note") or ():
-        if "date" in note:
-            note["date"] = _coerce(note["date"], normalize_timestamp, "note[].date", report, record)
-    return record
-
-
-_NOTE_FIELDS: dict[str, t.Callable[[object], object]] = {
-    "date": normalize_timestamp,
-    "id": _text,
-    "name": _text,
-    "text": _text,
-    "user_id": _integer,
-}
-
-
-def _notes(
-    value: object, report: NormalizeReport, record: dict[str, t.Any]
-) -> list[dict[str, t.Any]] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        report.null("note", record.get("id"), "is not a list")
-        return None
-    notes = []
-    for item in value:
-        if not isinstance(item, dict):
-            report.null("note[]", record.get("id"), "is not an object", outcome="left out")
-            continue
-        note: dict[str, t.Any] = {}
-        for name, field_value in item.items():  # in the API's order, as the page decoder keeps it
-            convert = _NOTE_FIELDS.get(name)
-            if convert is not None:
-                note[name] = _coerce(field_value, convert, f"note[].{name}", report, record)
-        notes.append(note)
-    return notes

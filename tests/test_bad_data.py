@@ -14,16 +14,18 @@ from unittest import mock
 import jsonschema
 import msgspec
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from tap_heymarket.fields import CONTACTS, Field, Kind, RecordSpec
 from tap_heymarket.normalize import (
-    CONTACT_FIELDS,
     TIMESTAMP_FORMAT,
     InvalidTimestampError,
     NormalizeReport,
     decode_contacts,
+    decode_records,
     normalize_contact,
+    normalize_record,
     normalize_timestamp,
 )
 from tap_heymarket.streams import ContactsStream
@@ -95,7 +97,7 @@ def test_odd_contacts_are_coerced_into_valid_singer_json_without_stopping_the_sy
     by_id = {record["id"]: record for record in run.records}
     for record in run.records:
         jsonschema.validate(record, schema)
-        assert set(record) <= CONTACT_FIELDS
+        assert set(record) <= CONTACTS.names
     for contact_id, (_, expected) in ODD_CONTACTS.items():
         assert {name: by_id[contact_id][name] for name in expected} == expected
     normal = {c["id"] for c in fake.contacts() if isinstance(c.get("id"), int) and c["id"] > 1000}
@@ -456,11 +458,22 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
-_FIELD_NAMES = st.sampled_from(sorted(CONTACT_FIELDS)) | st.text(max_size=12)
-_NOTES = st.lists(
-    st.dictionaries(st.sampled_from(["date", "id", "name", "text", "user_id", "x"]), _JSON),
-    max_size=3,
-)
+
+
+def _field_names(spec: RecordSpec) -> st.SearchStrategy:
+    """The names of ``spec``'s fields, and others."""
+    return st.sampled_from(sorted(spec.names)) | st.text(max_size=12)
+
+
+def _loose_items(spec: RecordSpec) -> st.SearchStrategy:
+    """What an ``OBJECT_ARRAY`` of ``spec`` might hold: objects with its items' keys and others,
+    in any order, holding any JSON."""
+    names = sorted({item.name for field in spec.fields for item in field.items} | {"x"})
+    return st.lists(st.dictionaries(st.sampled_from(names), _JSON), max_size=3)
+
+
+_FIELD_NAMES = _field_names(CONTACTS)
+_NOTES = _loose_items(CONTACTS)
 
 
 def _nullable(schema: dict) -> dict:
@@ -482,9 +495,9 @@ def test_record_normaliser_always_returns_a_schema_valid_json_record(raw):
     record = normalize_contact(raw, report)
 
     jsonschema.validate(record, _SCHEMA)
-    assert set(record) == set(raw) & CONTACT_FIELDS, "no field invented, no known field dropped"
+    assert set(record) == set(raw) & CONTACTS.names, "no field invented, no known field dropped"
     assert "\\u0000" not in json.dumps(record), "PostgreSQL cannot store NUL"
-    assert report.unknown_fields == set(raw) - CONTACT_FIELDS
+    assert report.unknown_fields == set(raw) - CONTACTS.names
 
 
 @settings(max_examples=200, deadline=None)
@@ -721,52 +734,48 @@ _INT = st.integers(-(2**63), 2**63 - 1) | st.none()
 _BEYOND_64_BITS = st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**30])
 
 
-def _contacts(
-    integers: st.SearchStrategy, text: st.SearchStrategy, json_values: st.SearchStrategy = _JSON
+def _records(
+    spec: RecordSpec,
+    integers: st.SearchStrategy,
+    text: st.SearchStrategy,
+    json_values: st.SearchStrategy = _JSON,
 ) -> st.SearchStrategy:
-    """Contacts with every value of its schema type but for ``integers``, ``text`` and the
-    ``json_values`` in custom fields and tags: any field may be missing; the timestamps vary in
-    form, and a few strings hold a NUL."""
-    return st.fixed_dictionaries(
-        {},
-        optional={
-            **dict.fromkeys(
-                ("id", "creator_id", "inbox_id", "parent_id", "rev", "team_id"), integers
-            ),
-            **dict.fromkeys(("first", "last", "email", "phone", "type", "op"), text),
-            "shared": st.booleans() | st.none(),
-            "created": _TIMESTAMP_TEXT,
-            "updated": _TIMESTAMP_TEXT,
-            "custom": st.dictionaries(st.text(), json_values, max_size=3) | st.none(),
-            "tags": st.lists(json_values, max_size=3) | st.none(),
-            "note": st.lists(
-                st.fixed_dictionaries(
-                    {},
-                    optional={
-                        "date": _TIMESTAMP_TEXT,
-                        "id": text,
-                        "text": text,
-                        "user_id": integers,
-                    },
-                ),
-                max_size=2,
-            )
-            | st.none(),
-        },
+    """Records of ``spec`` with every value of its schema type but for ``integers``, ``text`` and
+    the ``json_values`` in free-form JSON: any field may be missing; the timestamps vary in form,
+    a few strings hold a NUL, and typed objects' keys come in any order."""
+    values = {
+        Kind.INTEGER: integers,
+        Kind.STRING: text,
+        Kind.BOOLEAN: st.booleans() | st.none(),
+        Kind.TIMESTAMP: _TIMESTAMP_TEXT,
+        Kind.JSON_OBJECT: st.dictionaries(st.text(), json_values, max_size=3) | st.none(),
+        Kind.JSON_ARRAY: st.lists(json_values, max_size=3) | st.none(),
+    }
+
+    def of(field: Field) -> st.SearchStrategy:
+        if field.kind is not Kind.OBJECT_ARRAY:
+            return values[field.kind]
+        item = st.fixed_dictionaries({}, optional={i.name: values[i.kind] for i in field.items})
+        in_any_order = item.flatmap(lambda keyed: st.permutations(list(keyed.items())).map(dict))
+        return st.lists(in_any_order, max_size=2) | st.none()
+
+    return st.fixed_dictionaries({}, optional={field.name: of(field) for field in spec.fields})
+
+
+def _pages(spec: RecordSpec) -> st.SearchStrategy:
+    """Pages of records of ``spec`` with, now and then, one whose values do not all have their
+    schema types: an integer beyond 64 bits, an odd value, an unknown field, not even an object."""
+    return st.lists(
+        _records(spec, _INT, _TEXT)
+        | _records(spec, _INT | _BEYOND_64_BITS, _TEXT)
+        | st.dictionaries(_field_names(spec), _JSON | _loose_items(spec), max_size=6)
+        | st.sampled_from([[], "contact", 7]),
+        max_size=6,
     )
 
 
 #: Contacts whose values all have their schema types (what Heymarket sends).
-_TYPED_CONTACTS = _contacts(_INT, _TEXT)
-#: Now and then a contact that is not: an integer beyond 64 bits, an odd value, an unknown
-#: field, not even an object.
-_PAGES = st.lists(
-    _TYPED_CONTACTS
-    | _contacts(_INT | _BEYOND_64_BITS, _TEXT)
-    | st.dictionaries(_FIELD_NAMES, _JSON | _NOTES, max_size=6)
-    | st.sampled_from([[], "contact", 7]),
-    max_size=6,
-)
+_TYPED_CONTACTS = _records(CONTACTS, _INT, _TEXT)
 
 
 class _TooBig:
@@ -799,40 +808,85 @@ def _as_json(page: list, *, escaped: bool = False) -> bytes:
         raise
 
 
-@settings(max_examples=400, deadline=None)
-@given(_PAGES)
-def test_page_decoder_gives_exactly_the_per_contact_normalisers_records_and_report(page):
+#: A record shaped unlike a contact, with a noun of its own: objects with two timestamps each,
+#: listed before a timestamp field. Made up, to show that nothing in the decoders is a contact's.
+_OTHER_SHAPE = RecordSpec(
+    "message",
+    Field("id", Kind.INTEGER, required=True, nullable=False),
+    Field(
+        "receipts",
+        Kind.OBJECT_ARRAY,
+        items=(
+            Field("read", Kind.TIMESTAMP),
+            Field("by", Kind.INTEGER),
+            Field("delivered", Kind.TIMESTAMP),
+            Field("seen", Kind.BOOLEAN),
+        ),
+    ),
+    Field("flagged", Kind.BOOLEAN),
+    Field("date", Kind.TIMESTAMP),
+    Field("custom", Kind.JSON_OBJECT),
+    Field("media", Kind.JSON_ARRAY),
+    Field("text", Kind.STRING),
+)
+
+
+def _check_page_decoder_matches_the_normaliser(spec: RecordSpec, page: list) -> None:
     content = _as_json(page)
     report, reference_report = NormalizeReport(), NormalizeReport()
 
-    records = decode_contacts(content, report)
+    records = decode_records(spec, content, report)
 
-    if not all(isinstance(contact, dict) for contact in page):
+    if not all(isinstance(raw, dict) for raw in page):
         assert records is None, "not a JSON array of objects: the request is retried"
         return
-    reference = [normalize_contact(contact, reference_report) for contact in page]
+    reference = [normalize_record(spec, raw, reference_report) for raw in page]
     # Compared as encoded JSON, so that field order and int/bool/float types count too.
     assert msgspec.json.encode(records) == msgspec.json.encode(reference)
     assert report == reference_report
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(_TYPED_CONTACTS, max_size=6))
-def test_pages_of_schema_typed_contacts_skip_the_per_contact_normaliser(page):
+@settings(max_examples=400, deadline=None)
+@given(_pages(CONTACTS))
+def test_page_decoder_gives_exactly_the_per_contact_normalisers_records_and_report(page):
+    _check_page_decoder_matches_the_normaliser(CONTACTS, page)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_pages(_OTHER_SHAPE))
+# Typed, so decoded fast: warnings in the table's order, whatever the order of the keys.
+@example([{"id": 1, "date": "bad", "receipts": [{"delivered": "worse", "read": "worst"}]}])
+def test_page_decoder_and_normaliser_agree_on_records_shaped_unlike_contacts(page):
+    _check_page_decoder_matches_the_normaliser(_OTHER_SHAPE, page)
+
+
+def _check_typed_page_skips_the_normaliser(spec: RecordSpec, page: list) -> None:
     if "\\u0000" in json.dumps(page):
-        return  # a NUL to strip: the per-contact normaliser's job
+        return  # a NUL to strip: the per-record normaliser's job
     content = _as_json(page)
 
     with (
-        mock.patch("tap_heymarket.normalize.normalize_contact", side_effect=AssertionError),
+        mock.patch("tap_heymarket.normalize.normalize_record", side_effect=AssertionError),
         mock.patch("tap_heymarket.normalize._decode_repaired", side_effect=AssertionError),
         mock.patch(
             "tap_heymarket.normalize._decode_with_numbers_nulled", side_effect=AssertionError
         ),
     ):
-        records = decode_contacts(content, NormalizeReport())
+        records = decode_records(spec, content, NormalizeReport())
 
-    assert [record.get("id") for record in records] == [contact.get("id") for contact in page]
+    assert [record.get("id") for record in records] == [raw.get("id") for raw in page]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_TYPED_CONTACTS, max_size=6))
+def test_pages_of_schema_typed_contacts_skip_the_per_contact_normaliser(page):
+    _check_typed_page_skips_the_normaliser(CONTACTS, page)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(_records(_OTHER_SHAPE, _INT, _TEXT), max_size=6))
+def test_pages_of_schema_typed_records_of_another_shape_skip_the_normaliser(page):
+    _check_typed_page_skips_the_normaliser(_OTHER_SHAPE, page)
 
 
 #: Text with lone surrogates: what a JSON escape or a UTF-8 encoder that lets them through writes.
@@ -842,7 +896,7 @@ _SURROGATE_TEXT = st.text(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_contacts(_INT, _SURROGATE_TEXT | st.none()), max_size=4), st.booleans())
+@given(st.lists(_records(CONTACTS, _INT, _SURROGATE_TEXT | st.none()), max_size=4), st.booleans())
 def test_text_that_is_not_unicode_never_makes_a_page_unreadable(page, escaped):
     records = decode_contacts(_as_json(page, escaped=escaped), NormalizeReport())
 
@@ -874,7 +928,7 @@ def _too_big_as_null(value: object) -> object:
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        _contacts(_INT | _TOO_BIG_NUMBERS, _TEXT | _TOO_BIG_NUMBERS, _JSON_WITH_TOO_BIG)
+        _records(CONTACTS, _INT | _TOO_BIG_NUMBERS, _TEXT | _TOO_BIG_NUMBERS, _JSON_WITH_TOO_BIG)
         | st.dictionaries(_FIELD_NAMES, _JSON_WITH_TOO_BIG, max_size=6),
         min_size=1,
         max_size=4,
@@ -898,6 +952,6 @@ def test_numbers_too_large_to_read_are_read_as_null_and_never_make_a_page_unread
         isinstance(value, _TooBig)
         for raw in page
         for name, value in raw.items()
-        if name in CONTACT_FIELDS
+        if name in CONTACTS.names
     )
     assert carried <= added <= too_big
