@@ -26,18 +26,25 @@ request; output is in ascending ``updated`` order, in Heymarket's order inside a
 What the paging relies on is checked on every answer, and a failed check stops the sync with
 ``PagingError`` (the stream then writes no STATE past what it emitted before):
 
-- each answer is sorted by ``updated``, oldest first (a server that ignores ``ascending`` is
-  caught on its first answer, which is why at least ``MIN_FIRST_LIMIT`` contacts are asked for);
-- in a window, every contact before the one it joins on has been read: otherwise the order
-  inside a tie changed between requests, and offsets no longer mean anything;
+- each answer is sorted by ``updated``, oldest first. A server that ignores ``ascending`` shows
+  it in the first answer that holds two different times (at least ``MIN_FIRST_LIMIT`` contacts
+  are asked for); until one has (``order_shown``), ``date`` does not move (the paginator reads
+  on in windows) and the stream moves no bookmark;
+- every contact before the last one already read in an answer has been read too (in a window,
+  before the contact it joins on; on a fresh ``date``, before the last re-read): otherwise the
+  order inside a tie changed between requests, and offsets no longer mean anything;
 - a contact never read is never older than one already passed on.
 
-Contacts dated from one second before the sync began are exempt from the last two checks: they
-changed during the sync (or were created in a tie still being written), and the bookmark never
-passes the sync's start (its signpost), so the next run reads them whatever happens now.
+Contacts dated from one second before the sync began (``next_run_reads_from``) are exempt from
+the last two checks: they changed during the sync, or were created in a tie still being
+written. The stream's bookmark never passes that point, so the next run, which re-reads from a
+second before its bookmark, reads them whatever happens now. An answer to a request sent
+together with others that fails a check is asked again, alone, before the check counts.
 
 A sync ends only when an answer proves there is nothing more: one shorter than both the limit
-asked and the longest answer Heymarket has given (a server may cap answers below ``limit``).
+asked and the longest answer Heymarket has given (a server may cap answers below ``limit``),
+holding no new contact that the next run would not read anyway (so that answers whose length
+varies, say by bytes, cost one more request rather than an early end).
 An answer as long as any before it but short of the limit may be the end or a cap: the
 paginator reads on with limits no larger than that answer, and where no overlapping window of
 that size can advance (offsets are multiples of the limit), it asks for the one contact after
@@ -109,6 +116,8 @@ class PagingStats:
     deferred: int = 0
     #: Requests that only checked whether a short answer was the end of the list.
     probes: int = 0
+    #: Answers to requests sent together that failed a check, so were asked again alone.
+    asked_again: int = 0
 
 
 class PagingError(Exception):
@@ -159,7 +168,13 @@ class ContactsPaginator:
         self._page_size = page_size
         self._window = max(page_size, MIN_WINDOW)
         self._since = since
-        self._next_run_reads_from = widen(query_date(signpost))
+        #: The latest bookmark this sync may leave: the next run, which re-reads from a second
+        #: before its bookmark under every reading of ``date``, reads every contact dated from
+        #: here on, whatever this one did with it.
+        self.next_run_reads_from = widen(query_date(signpost))
+        #: Whether an answer has shown two different ``updated`` values (sorted, as checked):
+        #: until one does, Heymarket may be ignoring ``ascending`` unseen.
+        self.order_shown = False
         # The most contacts one answer has held: Heymarket caps its answers at no fewer.
         self._largest_answer = 0
         # Whether a short answer may have been cut by a cap rather than the end of the list.
@@ -244,22 +259,37 @@ class ContactsPaginator:
             self._take_probe(page)
             return []
         _check_sorted(request, page)
+        if len({contact.get("updated") for contact in page} - {None}) > 1:
+            self.order_shown = True
         keys = [_key(contact) for contact in page]
         floor = self._read_before(request)
 
         start = 0
         if request.offset > 0 and self._last_window:
-            joined = self._join_point(keys)
-            missed = [] if joined is None else self._missed(keys[:joined], floor)
-            if missed and not self._sent_ahead:
-                raise PagingError(_unstable_order(request, missed))
-            if joined is None or missed:
-                if missed:  # maybe a stale answer to a request sent ahead: ask again, alone
-                    self._sent_ahead = False
-                    self._windows_left = 0
+            joined = self._join_point(keys, set(self._last_window))
+            if joined is None:
                 self._slide_back(request)
                 return []
             start = joined + 1
+        else:
+            # A fresh ``date``: the contacts already read of its first seconds lead the answer.
+            joined = self._join_point(keys, self._passed_on)
+        missed = [] if joined is None else self._missed(keys[:joined], floor)
+        behind = self._behind(keys[start:], floor)
+        if missed or behind:
+            if not self._sent_ahead:
+                raise PagingError(
+                    _unstable_order(request, missed)
+                    if missed
+                    else _behind_message(request, behind[0], t.cast("str", self._newest))
+                )
+            # Maybe a stale answer to a request sent together with others: ask again, alone.
+            self._sent_ahead = False
+            self._windows_left = 0
+            self.stats.asked_again += 1
+            if request.offset > 0:
+                self._slide_back(request)
+            return []
 
         fresh: list[dict[str, t.Any]] = []
         for contact, key in zip(page[start:], keys[start:], strict=True):
@@ -268,22 +298,38 @@ class ContactsPaginator:
             elif key in self._passed_on or key[0] < floor:
                 self.stats.reread += 1
             elif self._newest is not None and key[0] < self._newest:
-                if self._sent_ahead:
-                    # Answers to requests sent together can cross: this one was evaluated
-                    # before one already taken, and the contact has since been updated (its
-                    # new version is further on) or deleted.
-                    self.stats.reread += 1
-                elif key[0] >= self._next_run_reads_from:
-                    self.stats.deferred += 1  # dated during this sync: the next run reads it
-                else:
-                    raise PagingError(_behind(request, contact, self._newest))
+                # Dated during this sync (the next run reads it), or answers to requests sent
+                # together crossed: this one was evaluated before one already taken, and the
+                # contact has since been updated (its new version is further on) or deleted.
+                self.stats.deferred += 1
             else:
                 fresh.append(contact)
                 self._passed_on.add(key)
                 self._newest = key[0]
 
-        self._plan_next(request, page, keys)
+        self._plan_next(request, page, keys, fresh)
         return fresh
+
+    def _behind(self, keys: list[Key | None], floor: str) -> list[Key]:
+        """Contacts never read that are older than ones passed on, and no later run reads."""
+        newest = self._newest
+        if newest is None:
+            return []
+        return [
+            key
+            for key in keys
+            if key is not None
+            and key not in self._passed_on
+            and floor <= key[0] < newest
+            and key[0] < self.next_run_reads_from
+        ]
+
+    def _any_due(self, fresh: list[dict[str, t.Any]]) -> bool:
+        """Whether ``fresh`` holds a contact the next run would not read again."""
+        return any(
+            contact.get("updated") is not None and contact["updated"] < self.next_run_reads_from
+            for contact in fresh
+        )
 
     def _read_before(self, request: PageRequest) -> str:
         """Contacts dated before this were read before ``request`` (or before the bookmark)."""
@@ -301,14 +347,14 @@ class ContactsPaginator:
             for key in keys
             if key is not None
             and key not in self._passed_on
-            and floor <= key[0] < self._next_run_reads_from
+            and floor <= key[0] < self.next_run_reads_from
         ]
 
-    def _join_point(self, keys: list[Key | None]) -> int | None:
-        """Index in the new page of the last contact the previous window also had."""
-        previous = set(self._last_window)
+    @staticmethod
+    def _join_point(keys: list[Key | None], read: set[Key]) -> int | None:
+        """Index in the new page of the last contact of ``read`` (None if none is there)."""
         for index in range(len(keys) - 1, -1, -1):
-            if keys[index] in previous:
+            if keys[index] in read:
                 return index
         return None
 
@@ -329,15 +375,20 @@ class ContactsPaginator:
         if self._probe_hits >= MAX_PROBE_HITS:
             raise PagingError(
                 f"Heymarket kept answering with at most {self._largest_answer} contacts whatever "
-                "limit was asked, and listed more after them: too few to page through contacts "
-                "that share one updated time without losing any"
+                "limit was asked, and listed more after them: too few to page through the "
+                f"more than {self._largest_answer} contacts updated within one second without "
+                "losing any"
             )
         # There was more than the answer showed: assume no cap until an answer says otherwise.
         self._maybe_capped = False
         self.current = PageRequest(self.current.date, page=0, limit=self._first_limit())
 
     def _plan_next(
-        self, request: PageRequest, page: list[dict[str, t.Any]], keys: list[Key | None]
+        self,
+        request: PageRequest,
+        page: list[dict[str, t.Any]],
+        keys: list[Key | None],
+        fresh: list[dict[str, t.Any]],
     ) -> None:
         if len(page) < request.limit:
             if self._sent_ahead:
@@ -346,12 +397,16 @@ class ContactsPaginator:
                 self._sent_ahead = False
                 self._windows_left = 0
                 return
-            if not page or len(page) < min(request.limit, self._largest_answer):
-                # Shorter than Heymarket has answered before: the list ends here.
+            ended = not page or len(page) < min(request.limit, self._largest_answer)
+            if ended and not self._any_due(fresh):
+                # Shorter than Heymarket has answered before, and nothing in it the next run
+                # would not read anyway: the list ends here. (An answer with new contacts is
+                # followed by one more, in case Heymarket's answers vary in length.)
                 self.finished = True
                 return
-            # As long as anything Heymarket has sent: the end, or a cap on answers. Read on.
-            self._maybe_capped = True
+            if not ended:
+                # As long as anything Heymarket has sent: the end, or a cap on answers.
+                self._maybe_capped = True
         if len(page) > self._largest_answer:
             self._largest_answer = len(page)
             self._probe_hits = 0
@@ -375,7 +430,7 @@ class ContactsPaginator:
             self.current = PageRequest(date=request.date, page=page_number, limit=limit)
             return
         next_date = query_date(max(key[0] for key in placed))
-        if request.date is None or next_date > request.date:
+        if self.order_shown and (request.date is None or next_date > request.date):
             floor = widen(next_date)
             self._passed_on = {key for key in self._passed_on if key[0] >= floor}
             self._last_window = []
@@ -383,6 +438,8 @@ class ContactsPaginator:
             self._sent_ahead = self._windows_left > 0
             self.current = PageRequest(date=next_date, page=0, limit=self._first_limit())
             return
+        # Every window from here is sent alone, after every answer taken so far.
+        self._sent_ahead = False
         window_request = self._tie_window(request.date, request.offset + len(page) - 1)
         if window_request is None:
             # No window fits: ask for the one contact after this answer, which proves the end
@@ -431,9 +488,10 @@ def _unstable_order(request: PageRequest, missed: list[Key]) -> str:
     )
 
 
-def _behind(request: PageRequest, contact: dict[str, t.Any], newest: str) -> str:
+def _behind_message(request: PageRequest, key: Key, newest: str) -> str:
+    updated, contact_id = key
     return (
-        f"Heymarket listed contact {contact['id']} (updated {contact['updated']}) after contacts "
+        f"Heymarket listed contact {contact_id} (updated {updated}) after contacts "
         f"updated up to {newest} ({request}): the list is not in updated order, or the contact "
         "was written with an earlier time; the tap stopped without bookmarking past it (if an "
         "earlier run's bookmark is already later, sync once from a start_date before it)"

@@ -15,7 +15,9 @@ a page at a time:
   per-record child-context walk does nothing.
 - ``Stream._increment_stream_state``, ``_write_state_message``, ``_finalize_state``: the bookmark
   moves once per STATE message, on the newest record written (records come sorted, so it is
-  the same bookmark), instead of once per record; and never past the moment the sync began.
+  the same bookmark), instead of once per record; never past the moment the sync began (a
+  second before it for contacts, see ``pagination``), and not while the stream says the order
+  of what it wrote is not yet shown (``bookmark_may_move``).
   The SDK's own signpost caps only unsorted streams, whose interim states are not resumable.
 - Reads ``Stream._tap`` (for its message writer) and ``Stream._stream_version``, and clears
   ``state_manager.is_flushed`` after writing a record, as the SDK's record path does.
@@ -74,8 +76,11 @@ class SortedStreamFastPath(Stream):
         super().__init__(*args, **kwargs)
         #: ``time_extracted`` of the records being written: when their page arrived.
         self.extracted_at = utc_now()
-        #: When this sync began, fixed-width: the bookmark never passes it.
+        #: When this sync began, fixed-width.
         self.signpost = fixed_width(self.extracted_at)
+        #: The latest bookmark this sync may leave (the signpost, or earlier where the next run
+        #: would otherwise skip records dated just before it).
+        self.bookmark_limit = self.signpost
         # The newest dated record written since the bookmark last moved (and its context).
         self._unbooked: tuple[Record, Context | None] | None = None
 
@@ -147,18 +152,22 @@ class SortedStreamFastPath(Stream):
         if latest_record.get(t.cast("str", self.replication_key)) is not None:
             self._unbooked = (latest_record, context)
 
+    def bookmark_may_move(self) -> bool:
+        """Whether what was written so far may be bookmarked (a stream can say not yet)."""
+        return True
+
     def _advance_bookmark(self) -> None:
-        """Move the bookmark to the last dated record written, but never past the signpost.
+        """Move the bookmark to the last dated record written, but never past ``bookmark_limit``.
 
         A record dated after the sync began (changed during it, or dated in the future by a
         bad import or a skewed clock) must not carry the bookmark past edits made before it.
         """
-        if self._unbooked is not None:
+        if self._unbooked is not None and self.bookmark_may_move():
             record, context = self._unbooked
             self._unbooked = None
             key = t.cast("str", self.replication_key)
-            if record[key] > self.signpost:
-                record = {**record, key: self.signpost}
+            if record[key] > self.bookmark_limit:
+                record = {**record, key: self.bookmark_limit}
             super()._increment_stream_state(record, context=context)
 
     @override

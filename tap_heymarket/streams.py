@@ -72,6 +72,16 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         super().__init__(*args, **kwargs)
         # A STATE message every few pages: an interrupted run resumes from there.
         self.STATE_MSG_FREQUENCY = self.config["page_size"] * STATE_EVERY_PAGES
+        self._paginator: ContactsPaginator | None = None
+
+    def bookmark_may_move(self) -> bool:
+        """Not before Heymarket has shown it sorts as asked (or the sync ended without it).
+
+        Until an answer holds two different times, a server ignoring ``ascending`` would look
+        the same as one honouring it, and a bookmark could pass every older contact.
+        """
+        paginator = self._paginator
+        return paginator is None or paginator.order_shown or paginator.finished
 
     def compare_start_date(self, value: str, start_date_value: str) -> str:
         """A bookmark wins over ``start_date``: it only applies to a first sync."""
@@ -112,6 +122,8 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         paginator = ContactsPaginator(
             page_size=self.config["page_size"], since=since, signpost=self.signpost
         )
+        self._paginator = paginator
+        self.bookmark_limit = paginator.next_run_reads_from
         found = _Findings()
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         # Made here, once: the fetching threads share them.

@@ -61,8 +61,12 @@ def test_a_400_contact_tie_in_any_stable_order_syncs_whole_and_in_updated_order(
     assert "not synced" not in run.stderr
 
 
-def test_a_tie_order_that_changes_between_requests_fails_in_one_line_without_a_gap():
-    with FakeHeymarket(contacts=450, seed=5, tie_groups=1, tie_size=300) as fake:
+@pytest.mark.parametrize("tie_size", [120, 300])
+def test_a_tie_order_that_changes_between_requests_fails_in_one_line_without_a_gap(tie_size):
+    with FakeHeymarket(contacts=80, seed=2) as fake:
+        base = fake.contacts()[0]
+        for cid in range(1, tie_size + 1):  # a bulk import older than every other contact
+            fake.add_raw({**base, "id": cid, "updated": "2020-01-01T00:00:00Z"})
         fake.configure(tie_order="unstable")
         at_start = served(fake)
         run = run_tap(tap_config(fake, page_size=100))
@@ -78,9 +82,16 @@ def test_a_tie_order_that_changes_between_requests_fails_in_one_line_without_a_g
     assert_bookmark_leaves_no_gap(run, at_start)
 
 
-@pytest.mark.parametrize("order", ["newest-first", "shuffled"])
-def test_answers_not_sorted_as_asked_fail_in_one_line_without_a_gap(order):
+@pytest.mark.parametrize(
+    ("order", "newest_tie"),
+    [("newest-first", 0), ("newest-first", 150), ("shuffled", 0)],
+    ids=["newest-first", "newest-first-newest-150-share-one-time", "shuffled"],
+)
+def test_answers_not_sorted_as_asked_fail_in_one_line_without_a_gap(order, newest_tie):
     with FakeHeymarket(contacts=600, seed=8) as fake:
+        newest = fake.contacts()[-1]
+        for cid in range(1, newest_tie + 1):  # the newest answer holds one time only
+            fake.add_raw({**newest, "id": cid, "updated": "2025-06-01T12:00:00Z"})
         fake.configure(order=order)
         at_start = served(fake)
         run = run_tap(tap_config(fake, page_size=100))

@@ -27,7 +27,10 @@ from tap_heymarket.pagination import (
 
 BASE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 #: The sync's start: contacts changed during the sync are dated after it (see ``sync``).
-SIGNPOST = "2030-01-01T00:00:00.000000Z"
+SIGNPOST = "2030-01-01T00:00:00.500000Z"
+_SIGNPOST = datetime.datetime(2030, 1, 1, 0, 0, 0, 500_000, tzinfo=datetime.timezone.utc)
+#: A second run's start, after everything the first run's churn did.
+LATER = "2031-01-01T00:00:00.000000Z"
 #: Stable orders a server may give contacts that share one ``updated``.
 STABLE_TIE_ORDERS = ("id", "id-desc", "id-text", "hash")
 
@@ -59,7 +62,15 @@ class ListModel:
         order: str = "asked",
         cap: int | None = None,
         offset_by_cap: bool = False,
+        recent: bool = False,
+        whole_seconds: bool = False,
+        tie_last: bool = False,
     ):
+        """``recent``: the data ends a moment before the sync's start instead of years before.
+
+        ``whole_seconds``: every ``updated`` is stored at whole seconds, so what the sync's
+        churn writes in its first second joins the newest tie.
+        """
         self.rng = rng
         self.exclusive = exclusive
         self.by_second = by_second
@@ -67,16 +78,24 @@ class ListModel:
         self.order = order
         self.cap = cap
         self.offset_by_cap = offset_by_cap
-        self.clock = BASE
-        self.contacts: dict[int, str] = {}
+        self.whole_seconds = whole_seconds
+        clock = BASE
+        stamps: dict[int, datetime.datetime] = {}
         for contact_id in range(1, size + 1):
-            if contact_id > tie:  # the first `tie` contacts share one updated (a bulk import)
-                self.clock += datetime.timedelta(
+            # The first (or last) `tie` contacts share one updated (a bulk import).
+            if (contact_id <= size - tie) if tie_last else (contact_id > tie):
+                clock += datetime.timedelta(
                     microseconds=rng.choice([1, 250_000, 700_000, 3_000_000])
                 )
-            self.contacts[contact_id] = self.clock.strftime(TIMESTAMP_FORMAT)
+            stamps[contact_id] = clock
+        shift = (
+            _SIGNPOST - datetime.timedelta(milliseconds=100) - clock
+            if recent
+            else datetime.timedelta(0)
+        )
+        self.contacts = {cid: self._format(stamp + shift) for cid, stamp in stamps.items()}
         # What changes during the sync is dated after its start, as on a live account.
-        self.clock = datetime.datetime(2030, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc)
+        self.clock = _SIGNPOST
         self.next_id = size + 1
         self.changed: set[int] = set()
 
@@ -98,6 +117,11 @@ class ListModel:
             self.rng.shuffle(page)
         return page
 
+    def _format(self, instant: datetime.datetime) -> str:
+        if self.whole_seconds:
+            instant = instant.replace(microsecond=0)
+        return instant.strftime(TIMESTAMP_FORMAT)
+
     def _after(self, updated: str, date: str) -> bool:
         left = updated[:19] if self.by_second else updated
         right = date[:19] if self.by_second else f"{date[:19]}.000000Z"
@@ -106,11 +130,11 @@ class ListModel:
     def churn(self, updates: int, creates: int) -> None:
         for contact_id in self.rng.sample(sorted(self.contacts), min(updates, len(self.contacts))):
             self.clock += datetime.timedelta(microseconds=self.rng.choice([1, 400_000]))
-            self.contacts[contact_id] = self.clock.strftime(TIMESTAMP_FORMAT)
+            self.contacts[contact_id] = self._format(self.clock)
             self.changed.add(contact_id)
         for _ in range(creates):
             self.clock += datetime.timedelta(microseconds=1)
-            self.contacts[self.next_id] = self.clock.strftime(TIMESTAMP_FORMAT)
+            self.contacts[self.next_id] = self._format(self.clock)
             self.next_id += 1
 
 
@@ -142,6 +166,7 @@ def sync(
     updates: int,
     creates: int,
     in_flight: int = 1,
+    signpost: str = SIGNPOST,
 ):
     """Page to the end; the account changes between requests for the first 300 of them.
 
@@ -152,14 +177,17 @@ def sync(
     (Churn has to stop at some point: a sync with one contact per page never outruns an
     account that gains two contacts per request.)
 
-    Returns what was emitted, the paginator and the error that stopped it, if one did.
+    Returns what was emitted, the paginator and the error that stopped it, if one did. After
+    an error, what was emitted is cut where the last STATE could have been written: the stream
+    moves no bookmark before Heymarket has shown its order (``bookmark_may_move``).
     """
-    paginator = ContactsPaginator(page_size=page_size, since=since, signpost=SIGNPOST)
+    paginator = ContactsPaginator(page_size=page_size, since=since, signpost=signpost)
     paginator.windows_per_date = in_flight
     sent: dict[PageRequest, list[dict] | None] = {}  # None: not answered yet
     emitted: list[dict] = []
     answers = 0
     error = None
+    bookmarkable = 0
     while not paginator.finished:
         wanted = paginator.upcoming(in_flight)
         sent = {request: sent.get(request) for request in wanted}
@@ -173,9 +201,31 @@ def sync(
             emitted.extend(paginator.advance(sent.pop(paginator.current)))
         except PagingError as exc:
             error = exc
+            emitted = emitted[:bookmarkable]
             break
+        if paginator.order_shown:
+            bookmarkable = len(emitted)
         assert paginator.stats.requests < 50_000, "paging does not terminate"
     return emitted, paginator, error
+
+
+def bookmark(emitted: list[dict], paginator: ContactsPaginator) -> str | None:
+    """The bookmark the stream leaves after a run that emitted ``emitted`` and ended well."""
+    dated = [contact["updated"] for contact in emitted if contact["updated"] is not None]
+    if not dated:
+        return None
+    return min(max(dated), paginator.next_run_reads_from)
+
+
+def assert_the_next_run_finds_the_rest(
+    model: ListModel, page_size: int, first: list[dict], paginator: ContactsPaginator
+) -> None:
+    """A run from the bookmark the first one left emits every version the first one missed."""
+    second, _, error = sync(model, page_size, bookmark(first, paginator), 0, 0, signpost=LATER)
+    assert error is None
+    emitted = {(c["updated"], c["id"]) for c in first + second}
+    current = {(updated, cid) for cid, updated in model.contacts.items()}
+    assert current <= emitted, f"never emitted: {sorted(current - emitted)[:5]}"
 
 
 @settings(max_examples=150, deadline=None)
@@ -192,6 +242,7 @@ def sync(
     cap=st.sampled_from([None, None, 30, 50]),
     offset_by_cap=st.booleans(),
     in_flight=st.sampled_from([1, 2, 4]),
+    recent=st.booleans(),
 )
 def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
     seed,
@@ -206,6 +257,7 @@ def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
     cap,
     offset_by_cap,
     in_flight,
+    recent,
 ):
     model = ListModel(
         random.Random(seed),
@@ -216,18 +268,28 @@ def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
         tie_order=tie_order,
         cap=cap,
         offset_by_cap=offset_by_cap,
+        recent=recent,
+        whole_seconds=recent,
     )
     at_start = dict(model.contacts)
 
-    emitted, _, error = sync(model, page_size, None, updates, creates, in_flight)
+    emitted, paginator, error = sync(model, page_size, None, updates, creates, in_flight)
 
     assert error is None
     updated = [c["updated"] for c in emitted]
     assert updated == sorted(updated), "contacts must leave in updated order"
     keys = [(c["updated"], c["id"]) for c in emitted]
     assert len(keys) == len(set(keys)), "a contact version is emitted once"
-    assert set(at_start) <= {c["id"] for c in emitted}, "a contact present at the start was lost"
     assert_no_gap_behind(emitted, at_start, model.changed)
+    # Contacts dated from a second before the sync's start, and those changed during it (dated
+    # after it), may be left to the next run.
+    due = {
+        cid
+        for cid, updated in at_start.items()
+        if updated < paginator.next_run_reads_from and cid not in model.changed
+    }
+    assert due <= {c["id"] for c in emitted}, "a contact present at the start was lost"
+    assert_the_next_run_finds_the_rest(model, page_size, emitted, paginator)
 
 
 @pytest.mark.parametrize("tie_order", STABLE_TIE_ORDERS)
@@ -244,19 +306,34 @@ def test_a_300_contact_tie_in_any_stable_order_is_read_whole_while_its_members_c
     assert paginator.stats.requests < 40
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), page_size=st.sampled_from([7, 30, 100]))
-def test_a_tie_order_that_changes_between_requests_stops_the_sync_before_any_gap(seed, page_size):
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    page_size=st.sampled_from([7, 30, 100]),
+    tie=st.sampled_from([120, 300]),
+    tie_last=st.booleans(),
+    updates=st.integers(0, 3),
+    in_flight=st.sampled_from([1, 2, 4]),
+)
+def test_a_tie_order_that_changes_between_requests_stops_the_sync_before_any_gap(
+    seed, page_size, tie, tie_last, updates, in_flight
+):
     model = ListModel(
-        random.Random(seed), 450, 300, exclusive=False, by_second=False, tie_order="unstable"
+        random.Random(seed),
+        450,
+        tie,
+        exclusive=False,
+        by_second=False,
+        tie_order="unstable",
+        tie_last=tie_last,
     )
     at_start = dict(model.contacts)
 
-    emitted, _, error = sync(model, page_size, None, 0, 0)
+    emitted, _, error = sync(model, page_size, None, updates, 0, in_flight)
 
     assert_no_gap_behind(emitted, at_start, model.changed)
     if error is None:
-        assert set(at_start) <= {c["id"] for c in emitted}
+        assert set(at_start) - model.changed <= {c["id"] for c in emitted}
     else:
         assert "order" in str(error)
 
@@ -266,10 +343,21 @@ def test_a_tie_order_that_changes_between_requests_stops_the_sync_before_any_gap
     seed=st.integers(0, 10_000),
     page_size=st.sampled_from([1, 7, 100]),
     order=st.sampled_from(["newest-first", "shuffled"]),
-    tie=st.sampled_from([0, 250]),
+    tie=st.sampled_from([0, 2, 250]),
+    tie_last=st.booleans(),
 )
-def test_answers_not_sorted_as_asked_stop_the_sync_before_any_gap(seed, page_size, order, tie):
-    model = ListModel(random.Random(seed), 600, tie, exclusive=False, by_second=False, order=order)
+def test_answers_not_sorted_as_asked_stop_the_sync_before_any_gap(
+    seed, page_size, order, tie, tie_last
+):
+    model = ListModel(
+        random.Random(seed),
+        600,
+        tie,
+        exclusive=False,
+        by_second=False,
+        order=order,
+        tie_last=tie_last,
+    )
     at_start = dict(model.contacts)
 
     emitted, _, error = sync(model, page_size, None, 0, 0)
