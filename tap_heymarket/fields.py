@@ -69,7 +69,7 @@ class Field:
 
 
 class RecordSpec:
-    """One stream's record: its fields, in the order its schema lists them and records carry them.
+    """One stream's record: its fields, in the order its schema lists them.
 
     ``noun`` names a record in warnings ("Contact 5: rev is not an integer").
     """
@@ -81,14 +81,16 @@ class RecordSpec:
         if len(self.names) < len(fields):
             msg = f"{noun}: a field is declared twice"
             raise ValueError(msg)
-        if "id" in self.names and fields[0].name != "id":
-            msg = f"{noun}: id must come first, so that warnings about the others can name it"
-            raise ValueError(msg)
         for field in fields:
-            if (field.kind is Kind.OBJECT_ARRAY) != bool(field.items) or not {
-                item.kind for item in field.items
-            } <= SCALARS:
-                msg = f"{noun}: {field.name}: only an OBJECT_ARRAY has items, scalars all"
+            if field.name == "id" and field.kind is not Kind.INTEGER:
+                # The normaliser reads integers first, id first: the others' warnings name it.
+                msg = f"{noun}: id must be an integer"
+                raise ValueError(msg)
+            if (field.kind is Kind.OBJECT_ARRAY) != bool(field.items):
+                msg = f"{noun}: {field.name}: an OBJECT_ARRAY, and only one, has items"
+                raise ValueError(msg)
+            if any(item.kind not in SCALARS for item in field.items):
+                msg = f"{noun}: {field.name}: items are integers, text, booleans or timestamps"
                 raise ValueError(msg)
 
     def json_schema(self) -> dict[str, t.Any]:

@@ -28,7 +28,7 @@ def test_a_new_field_is_in_the_schema():
 
 
 def test_a_new_field_is_read_by_the_typed_decoder_without_the_per_record_normaliser():
-    with mock.patch("tap_heymarket.normalize.normalize_record", side_effect=AssertionError):
+    with mock.patch("tap_heymarket.normalize._Codec.normalize", side_effect=AssertionError):
         records = decode_records(WITH_NICKNAME, PAGE, NormalizeReport())
 
     assert records == [{"id": 1, "updated": "2024-01-01T00:00:00.000000Z", "nickname": "Al"}]
@@ -55,8 +55,8 @@ def test_a_field_not_declared_is_reported_and_left_out():
     assert report.unknown_fields == {"nickname"}
 
 
-def test_warnings_name_a_record_by_its_table_s_noun():
-    spec = RecordSpec("message", Field("id", Kind.INTEGER), Field("date", Kind.TIMESTAMP))
+def test_warnings_name_a_record_by_its_table_s_noun_and_its_id_wherever_declared():
+    spec = RecordSpec("message", Field("date", Kind.TIMESTAMP), Field("id", Kind.INTEGER))
     report = NormalizeReport()
 
     normalize_record(spec, {"id": 5, "date": "soon"}, report)
@@ -73,12 +73,12 @@ def test_warnings_name_a_record_by_its_table_s_noun():
     ("fields", "problem"),
     [
         ((Field("id", Kind.INTEGER), Field("id", Kind.STRING)), "declared twice"),
-        ((Field("text", Kind.STRING), Field("id", Kind.INTEGER)), "id must come first"),
-        ((Field("notes", Kind.OBJECT_ARRAY),), "only an OBJECT_ARRAY has items"),
-        ((Field("text", Kind.STRING, items=(Field("a", Kind.STRING),)),), "only an OBJECT_ARRAY"),
+        ((Field("id", Kind.STRING),), "id must be an integer"),
+        ((Field("notes", Kind.OBJECT_ARRAY),), "an OBJECT_ARRAY, and only one, has items"),
+        ((Field("text", Kind.STRING, items=(Field("a", Kind.STRING),)),), "and only one"),
         (
             (Field("notes", Kind.OBJECT_ARRAY, items=(Field("a", Kind.JSON_ARRAY),)),),
-            "scalars all",
+            "items are integers, text, booleans or timestamps",
         ),
     ],
 )
