@@ -7,7 +7,6 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from singer_sdk import typing as th
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_heymarket.client import HeymarketAPIError, HeymarketStream
@@ -27,15 +26,6 @@ if t.TYPE_CHECKING:
 #: Pages between STATE messages: what an interrupted run reads again, at most.
 STATE_EVERY_PAGES = 5
 
-_TIMESTAMP = th.DateTimeType
-#: A JSON array with free-form items. Item schemas are left out on purpose: warehouse loaders
-#: (target-postgres among them) then store the list as one JSON value (``jsonb``), which JSON
-#: operators can query, instead of a SQL array of JSON values. The normaliser still types the
-#: items (note dates are fixed-width UTC, note ids strings, user ids integers).
-_JSON_ARRAY = th.CustomType({"type": ["array", "null"]})
-
-
-_Page = tuple[list[dict[str, t.Any]], NormalizeReport]
 #: How far ahead of this machine's clock Heymarket's may run before a contact counts as
 #: dated in the future.
 _CLOCK_SKEW = datetime.timedelta(minutes=1)
@@ -70,8 +60,6 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        # A STATE message every few pages: an interrupted run resumes from there.
-        self.STATE_MSG_FREQUENCY = self.config["page_size"] * STATE_EVERY_PAGES
         self._paginator: ContactsPaginator | None = None
 
     def bookmark_may_move(self) -> bool:
@@ -124,6 +112,9 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         )
         self._paginator = paginator
         self.bookmark_limit = paginator.next_run_reads_from
+        # A STATE message every few pages: an interrupted run resumes from there. (Set here,
+        # where the settings are surely checked: ``--discover`` builds streams without them.)
+        self.STATE_MSG_FREQUENCY = self.config["page_size"] * STATE_EVERY_PAGES
         found = _Findings()
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         # Made here, once: the fetching threads share them.

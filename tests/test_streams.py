@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 
 import pytest
 
 from tap_heymarket.normalize import TIMESTAMP_FORMAT, NormalizeReport, normalize_contact
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
-from testbed.runs import run_tap, tap_config
+from testbed.runs import run_tap, tap_command, tap_config
 
 FAKE_CREDENTIALS = {"api_secret_id": "fake-secret-id", "api_secret_key": "fake-secret-key"}
 
@@ -207,3 +208,12 @@ def test_deselected_properties_and_stream_maps_still_apply(fake, tmp_path):
     for record in mapped.records:
         assert "phone" not in record
         assert record["first_upper"] == record["first"].upper()
+
+
+def test_discovery_needs_no_config():
+    done = subprocess.run(
+        [*tap_command(), "--discover"], capture_output=True, text=True, check=False, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert [s["tap_stream_id"] for s in json.loads(done.stdout)["streams"]] == ["contacts"]
