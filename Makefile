@@ -7,12 +7,15 @@ PYTEST_ARGS ?=
 # Everything ruff checks and formats: the whole repo's Python.
 LINT_PATHS := tap_heymarket testbed tests benchmarks scripts
 
-.PHONY: demo test lint ruff mypy bench reliability
+.PHONY: demo test check lint ruff mypy bench reliability
 
 demo: $(STAMP)
 	$(VENV)/bin/python -m testbed.demo
 
-test: $(STAMP)
+# The whole suite, after the lint (what CI runs); `make check` is the tests alone.
+test: lint check
+
+check: $(STAMP)
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # What CI checks before the tests; ruff first, as it is the quicker to fail.
