@@ -19,10 +19,10 @@ import typing as t
 from datetime import datetime
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
-from singer_sdk.singerlib.encoding.simple import RecordMessage
+from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
-    from singer_sdk.singerlib.encoding.simple import Message
+    from singer_sdk.singerlib import Message
 
 #: Bytes of records held before they are written (some 250 typical contacts): enough to make
 #: writes rare, too little to show in the memory profile.
