@@ -33,6 +33,14 @@ def assert_bookmark_leaves_no_gap(run: TapRun, contacts: dict[int, str]) -> None
     assert not skipped, f"the bookmark {run.bookmark} passed {len(skipped)} contacts not synced"
 
 
+def assert_failed_in_one_line(run: TapRun, saying: str) -> None:
+    """Exit 1, one ERROR line (``Sync failed: ...``) that says ``saying``, no traceback."""
+    assert run.returncode == 1, run.stderr
+    [line] = error_lines(run)
+    assert line.startswith("Sync failed: ") and saying in line, line
+    assert "Traceback" not in run.stderr
+
+
 def join_tie_with_short_ids(fake: FakeHeymarket, n: int) -> None:
     """Add ``n`` contacts with ids 1..n to the fake's largest tie (its ids have 8 digits)."""
     contacts = fake.contacts()
@@ -74,11 +82,7 @@ def test_a_tie_order_that_changes_between_requests_fails_in_one_line_without_a_g
     if run.returncode == 0:  # the order happened to hold: then everything must be there
         assert set(at_start) <= run.ids
         return
-    assert run.returncode == 1
-    assert len(error_lines(run)) == 1
-    assert error_lines(run)[0].startswith("Sync failed: ")
-    assert "in a different order on two requests" in error_lines(run)[0]
-    assert "Traceback" not in run.stderr
+    assert_failed_in_one_line(run, "in a different order on two requests")
     assert_bookmark_leaves_no_gap(run, at_start)
 
 
@@ -100,11 +104,7 @@ def test_answers_not_sorted_as_asked_fail_in_one_line_without_a_gap(order, newes
             tap_config(fake, page_size=100), state=run.states[-1] if run.states else None
         )
 
-    assert run.returncode == 1
-    assert len(error_lines(run)) == 1
-    assert error_lines(run)[0].startswith("Sync failed: Heymarket's answer to ")
-    assert "was not sorted by updated, oldest first, as asked" in error_lines(run)[0]
-    assert "Traceback" not in run.stderr
+    assert_failed_in_one_line(run, "was not sorted by updated, oldest first, as asked")
     assert_bookmark_leaves_no_gap(run, at_start)
     # Once Heymarket sorts again, a rerun from the last STATE brings everything.
     assert rerun.returncode == 0, rerun.stderr
