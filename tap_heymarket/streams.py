@@ -40,8 +40,9 @@ class _Findings:
     unkeyed: list[str] = field(default_factory=list)
     #: Ids of contacts without a usable ``updated``.
     undated: list[int] = field(default_factory=list)
-    #: Contacts dated in the future.
-    future: list[dict[str, t.Any]] = field(default_factory=list)
+    #: How many contacts were dated in the future, and the latest of them.
+    future: int = 0
+    latest_future: dict[str, t.Any] | None = None
 
 
 class ContactsStream(SortedStreamFastPath, HeymarketStream):
@@ -161,31 +162,34 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
                 contact["updated"] = None  # the SDK's bookmarking needs the key present
                 found.undated.append(contact["id"])
             elif contact["updated"] > now:
-                found.future.append(contact)
+                found.future += 1
+                found.latest_future = contact
             yield contact
 
     def _log_summary(self, paginator: ContactsPaginator, found: _Findings, unused: int) -> None:
-        report, unkeyed, undated, future = found.report, found.unkeyed, found.undated, found.future
-        if future:
+        report, unkeyed, undated = found.report, found.unkeyed, found.undated
+        if found.latest_future is not None:
             self.logger.warning(
                 "%d contacts were dated in the future (latest: contact %s, updated %s); they were "
                 "synced, and the bookmark stays at the sync's start (%s) so that no edit made "
                 "before them is skipped: every run reads them again until that date passes",
-                len(future),
-                future[-1]["id"],
-                future[-1]["updated"],
+                found.future,
+                found.latest_future["id"],
+                found.latest_future["updated"],
                 self.signpost,
             )
         stats = paginator.stats
         self.logger.info(
             "Contacts sync done: %d requests, %d contacts read, %d re-reads skipped, "
-            "%d window slides, %d end-of-list probes, %d requests sent ahead and not needed",
+            "%d window slides, %d end-of-list probes, %d requests sent ahead and not needed, "
+            "%d answers asked again alone",
             stats.requests,
             stats.contacts_read,
             stats.reread,
             stats.slid_back,
             stats.probes,
             unused,
+            stats.asked_again,
         )
         if paginator.capped_at is not None:
             self.logger.warning(
@@ -197,8 +201,9 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
             )
         if stats.deferred:
             self.logger.info(
-                "%d contacts changed during the sync were listed out of order; the next run "
-                "reads them (the bookmark stops at the sync's start)",
+                "%d contacts dated during the sync, or stale answers to requests sent together, "
+                "were listed out of order; the next run reads them (the bookmark stops a second "
+                "before the sync's start)",
                 stats.deferred,
             )
         if report.unknown_fields:
