@@ -151,6 +151,14 @@ def test_tls_verification_stays_on_whatever_the_environment_says(self_signed_htt
     assert "could not be verified" in run.stderr
 
 
+def name_ca_bundle(config: dict, env: pytest.MonkeyPatch, where: str, path: str) -> None:
+    """Point the tap at ``path`` through the ``ca_bundle`` setting or the variable ``where``."""
+    if where == "ca_bundle":
+        config["ca_bundle"] = path
+    else:
+        env.setenv(where, path)
+
+
 @pytest.mark.parametrize("trust", ["ca_bundle", *CA_VARIABLES])
 def test_a_sync_trusts_the_ca_bundle_named_by_the_setting_or_the_environment(
     self_signed_cert, self_signed_https, no_ca_variables, trust
@@ -158,10 +166,7 @@ def test_a_sync_trusts_the_ca_bundle_named_by_the_setting_or_the_environment(
     url, asked = self_signed_https
     cert = str(self_signed_cert[0])
     config = https_config(url)
-    if trust == "ca_bundle":
-        config["ca_bundle"] = cert
-    else:
-        no_ca_variables.setenv(trust, cert)
+    name_ca_bundle(config, no_ca_variables, trust, cert)
 
     run = run_tap(config)
 
@@ -234,10 +239,7 @@ def test_a_ca_bundle_that_cannot_be_used_fails_before_any_request_naming_where_i
     }[case]
     (tmp_path / "notes.txt").write_text("not a certificate\n")
     config = tap_config(fake)
-    if named == "ca_bundle":
-        config["ca_bundle"] = path
-    else:
-        no_ca_variables.setenv(named, path)
+    name_ca_bundle(config, no_ca_variables, named, path)
 
     run = run_tap(config)
 
