@@ -13,6 +13,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_heymarket import client, sdk_internals
+from tap_heymarket.normalize import query_date, widen
 from tap_heymarket.sdk_internals import SortedStreamFastPath
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
@@ -66,3 +67,29 @@ def test_the_attributes_the_fast_path_reads_and_sets_exist_on_a_live_stream():
     assert stream._stream_version is None
     assert isinstance(stream.state_manager.is_flushed, bool)
     assert callable(sdk_internals.BufferedMsgSpecWriter.write_record)
+
+
+def test_the_bookmark_never_passes_the_limit_the_stream_sets_nor_moves_while_held():
+    with FakeHeymarket(contacts=300, seed=3) as fake:
+        tap = TapHeymarket(config=tap_config(fake), setup_mapper=False)
+        stream = tap.streams["contacts"]
+        stream._write_starting_replication_value(None)  # what the SDK does as a sync starts
+        records = list(stream.get_records(None))
+        held = TapHeymarket(config=tap_config(fake), setup_mapper=False).streams["contacts"]
+
+    # A second before the sync began: the next run reads again whatever is dated from there.
+    assert stream.bookmark_limit == widen(query_date(stream.signpost))
+    assert records, "the sync emitted contacts"
+    later = {"id": 1, "updated": "2999-01-01T00:00:00.000000Z"}
+    stream._increment_stream_state(later)
+    stream._finalize_state(stream.stream_state)
+    assert stream.stream_state["replication_key_value"] == stream.bookmark_limit
+
+    held._write_starting_replication_value(None)
+    held.bookmark_may_move = lambda: False  # type: ignore[method-assign]
+    held._increment_stream_state({"id": 2, "updated": "2024-01-01T00:00:00.000000Z"})
+    held._write_state_message()
+    assert held.stream_state.get("replication_key_value") is None
+    held.bookmark_may_move = lambda: True  # type: ignore[method-assign]
+    held._write_state_message()
+    assert held.stream_state["replication_key_value"] == "2024-01-01T00:00:00.000000Z"
