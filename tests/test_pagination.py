@@ -60,13 +60,16 @@ class ListModel:
         by_second: bool,
         tie_order: str = "id",
         order: str = "asked",
-        cap: int | None = None,
+        cap: int | tuple[int, int] | None = None,
         offset_by_cap: bool = False,
         recent: bool = False,
         whole_seconds: bool = False,
         tie_last: bool = False,
     ):
         """``recent``: the data ends a moment before the sync's start instead of years before.
+
+        ``cap``: the most contacts an answer holds whatever the limit, or a range it varies in
+        from answer to answer (a cap by bytes, say).
 
         ``whole_seconds``: every ``updated`` is stored at whole seconds, so what the sync's
         churn writes in its first second joins the newest tie.
@@ -108,7 +111,8 @@ class ListModel:
             rows = [row for row in rows if self._after(row[0], request.date)]
         if self.order == "newest-first":
             rows.reverse()
-        limit = request.limit if self.cap is None else min(request.limit, self.cap)
+        cap = self.rng.randint(*self.cap) if isinstance(self.cap, tuple) else self.cap
+        limit = request.limit if cap is None else min(request.limit, cap)
         offset = request.page * (limit if self.offset_by_cap else request.limit)
         page = [
             {"id": cid, "updated": updated} for updated, _, cid in rows[offset : offset + limit]
@@ -387,6 +391,16 @@ def test_a_server_that_caps_the_limit_is_read_whole_in_one_sync(offset_by_cap):
     assert {c["id"] for c in emitted} == set(model.contacts)
     # 12 pages of 50, and the one request that found out 50 was a cap, not the end.
     assert paginator.stats.requests <= 14
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_answers_capped_at_a_length_that_varies_are_read_whole_in_one_sync(seed):
+    model = ListModel(random.Random(seed), 2000, 0, exclusive=False, by_second=False, cap=(40, 60))
+
+    emitted, _, error = sync(model, 100, None, 0, 0)
+
+    assert error is None
+    assert {c["id"] for c in emitted} == set(model.contacts)
 
 
 def test_a_resumed_sync_starts_at_the_bookmark_and_re_emits_only_its_ties():
