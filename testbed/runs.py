@@ -6,6 +6,7 @@ come from the same runs the tests make.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -193,3 +194,20 @@ def _read_until(process: subprocess.Popen[bytes], records: int, timeout: float) 
         if time.monotonic() > deadline:
             raise TimeoutError("the tap did not reach the interruption point in time")
     return b"".join(chunks)
+
+
+def is_bookmark_after_edits(bookmark: str | None, newest: str) -> bool:
+    """Whether ``bookmark`` is what a run leaves whose newest contact is dated ``newest``.
+
+    The newest ``updated`` itself, or, when that is within a second of the run's start (the
+    contacts were edited just before it), a whole second before the start: at most two seconds
+    before ``newest``, and never after it.
+    """
+    if bookmark is None or bookmark > newest:
+        return False
+    if bookmark == newest:
+        return True
+    at = datetime.datetime.strptime
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    gap = at(newest, fmt) - at(bookmark, fmt)
+    return bookmark.endswith(".000000Z") and gap < datetime.timedelta(seconds=2)
