@@ -38,5 +38,5 @@ reliability: $(STAMP)
 $(STAMP): pyproject.toml
 	@echo "==> Setting up $(VENV) (the first time takes a minute or two)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[dev]"
+	$(VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[dev,dagster]"
 	touch $@
