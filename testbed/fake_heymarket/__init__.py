@@ -6,17 +6,23 @@ date filtering and paging, Go-style timestamps, rate limiting, faults (5xx, HTML
 connections, hangs, truncated JSON) and data that changes between requests. Where the vendor's
 behaviour is unknown, or misbehaves in ways a client must catch, it is a knob (``knobs.py``).
 
-One module per concern: ``wire`` (Go's time and JSON formats), ``generator`` and ``store`` (the
-contacts), ``auth``, ``limits``, ``faults``, ``knobs``, ``api`` and ``admin`` (the endpoints, one
-handler each in a routing table), ``server`` (HTTP) and ``fake`` (``FakeHeymarket``). Run it
-alone with ``python -m testbed.fake_heymarket``.
+One module per concern: ``wire`` (Go's time and JSON formats), ``generator`` (contacts and
+messages), ``store`` (the contacts), ``messages`` (the messages), ``auth``, ``limits``,
+``faults``, ``knobs``, ``api`` and ``admin`` (the endpoints, one handler each in a routing table),
+``server`` (HTTP) and ``fake`` (``FakeHeymarket``). Run it alone with
+``python -m testbed.fake_heymarket``.
 """
 
-from testbed.fake_heymarket.api import INBOXES_PATH, LIST_PATH
+from testbed.fake_heymarket.api import (
+    INBOXES_PATH,
+    LIST_PATH,
+    MESSAGES_COUNT_PATH,
+    MESSAGES_PATH,
+)
 from testbed.fake_heymarket.auth import IAT_SKEW, TOKEN_LIFETIME, make_jwt
 from testbed.fake_heymarket.fake import FakeHeymarket
 from testbed.fake_heymarket.faults import FAULT_KINDS
-from testbed.fake_heymarket.knobs import ORDERS, TIE_ORDERS, Knobs
+from testbed.fake_heymarket.knobs import MESSAGES_PAGES, ORDERS, TIE_ORDERS, Knobs
 from testbed.fake_heymarket.wire import format_go_time, parse_time
 
 __all__ = [
@@ -24,6 +30,9 @@ __all__ = [
     "IAT_SKEW",
     "INBOXES_PATH",
     "LIST_PATH",
+    "MESSAGES_COUNT_PATH",
+    "MESSAGES_PAGES",
+    "MESSAGES_PATH",
     "ORDERS",
     "TIE_ORDERS",
     "TOKEN_LIFETIME",

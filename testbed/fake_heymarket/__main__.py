@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--start", default="2024-01-01T00:00:00Z")
     parser.add_argument("--tie-groups", type=int, default=0)
     parser.add_argument("--tie-size", type=int, default=0)
+    parser.add_argument("--messages", type=int, default=0)
+    parser.add_argument("--broadcasts", type=int, default=0)
+    parser.add_argument("--broadcast-size", type=int, default=0)
     parser.add_argument("--secret-id", default="fake-secret-id")
     parser.add_argument("--secret-key", default="fake-secret-key")
     parser.add_argument("--api-key", default=None)
@@ -43,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         start=args.start,
         tie_groups=args.tie_groups,
         tie_size=args.tie_size,
+        messages=args.messages,
+        broadcasts=args.broadcasts,
+        broadcast_size=args.broadcast_size,
         port=args.port,
         knobs=knobs,
     )
@@ -53,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         credentials = f"secret_id={fake.secret_id} secret_key={fake.secret_key}"
         if fake.api_key:
             credentials += f" api_key={fake.api_key}"
-        print(f"fake Heymarket at {fake.url} ({args.contacts} contacts) {credentials}", flush=True)
+        data = f"{args.contacts} contacts, {args.messages} messages"
+        print(f"fake Heymarket at {fake.url} ({data}) {credentials}", flush=True)
         while not done.wait(0.5):
             pass
 

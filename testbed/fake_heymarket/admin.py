@@ -19,7 +19,7 @@ def _contacts(fake: FakeHeymarket, body: dict[str, Any]) -> bytes:
 
 
 def _stats(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
-    return {"contacts": len(fake.store), **fake.traffic.stats()}
+    return {"contacts": len(fake.store), "messages": fake.message_count(), **fake.traffic.stats()}
 
 
 def _update(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +44,30 @@ def _config(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(fake.knobs)
 
 
+def _messages(fake: FakeHeymarket, body: dict[str, Any]) -> bytes:
+    return fake.message_store.all_json().encode("utf-8", "surrogatepass")
+
+
+def _create_message(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return fake.create_message(**body)
+
+
+def _broadcast(fake: FakeHeymarket, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return fake.broadcast(int(body["size"]), body.get("at"))
+
+
+def _change_message(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return fake.change_message(body["id"], **body.get("fields", {}))
+
+
+def _raw_message(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    text = body["text"]
+    if not isinstance(text, str):
+        raise TypeError("text must be a string holding the message's JSON")
+    fake.add_raw_message_json(text)
+    return {"messages": fake.message_count()}
+
+
 ADMIN_ROUTES: dict[tuple[str, str], Callable[[FakeHeymarket, dict[str, Any]], Any]] = {
     ("GET", "/_admin/contacts"): _contacts,
     ("GET", "/_admin/stats"): _stats,
@@ -52,4 +76,9 @@ ADMIN_ROUTES: dict[tuple[str, str], Callable[[FakeHeymarket, dict[str, Any]], An
     ("POST", "/_admin/delete"): _delete,
     ("POST", "/_admin/faults"): _faults,
     ("POST", "/_admin/config"): _config,
+    ("GET", "/_admin/messages"): _messages,
+    ("POST", "/_admin/messages/create"): _create_message,
+    ("POST", "/_admin/messages/broadcast"): _broadcast,
+    ("POST", "/_admin/messages/change"): _change_message,
+    ("POST", "/_admin/messages/raw"): _raw_message,
 }

@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 from testbed.fake_heymarket.faults import FaultQueue
 from testbed.fake_heymarket.knobs import Knobs
 from testbed.fake_heymarket.limits import RateLimiter
+from testbed.fake_heymarket.messages import MessageStore
 from testbed.fake_heymarket.server import Server, Traffic
 from testbed.fake_heymarket.store import ContactStore
+from testbed.fake_heymarket.wire import parse_ns
 
 _T = TypeVar("_T")
 
@@ -43,7 +45,7 @@ def _with_knob_attributes(cls: type[_T]) -> type[_T]:
 
 @_with_knob_attributes
 class FakeHeymarket:
-    """The fake API: a contact store plus behaviour knobs, served by a background HTTP server."""
+    """The fake API: contact and message stores plus behaviour knobs, served over HTTP."""
 
     def __init__(
         self,
@@ -56,9 +58,19 @@ class FakeHeymarket:
         start: str = "2024-01-01T00:00:00Z",
         tie_groups: int = 0,
         tie_size: int = 0,
+        messages: int = 0,
+        broadcasts: int = 0,
+        broadcast_size: int = 0,
         port: int = 0,
         knobs: Knobs | None = None,
     ) -> None:
+        """Make the account: ``contacts`` contacts and ``messages`` messages, dated from ``start``.
+
+        ``tie_groups`` of ``tie_size`` contacts share one ``updated``. Of the ``messages``
+        (dated from ``start`` to shortly before today began, UTC), ``broadcasts`` are broadcasts
+        of ``broadcast_size`` messages sharing one ``broadcast_id`` and, for the first, third and
+        so on, one ``date`` to the µs; the others are sent over one second (fractions differ).
+        """
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.api_key = api_key
@@ -68,6 +80,13 @@ class FakeHeymarket:
         self._knobs_lock = threading.Lock()
         self.store = ContactStore(
             contacts=contacts, seed=seed, start=start, tie_groups=tie_groups, tie_size=tie_size
+        )
+        self.message_store = MessageStore(
+            messages=messages,
+            seed=seed,
+            start=start,
+            broadcasts=broadcasts,
+            broadcast_size=broadcast_size,
         )
         self.faults = FaultQueue(random.Random(seed + 1))
         self.limiter = RateLimiter()
@@ -179,3 +198,45 @@ class FakeHeymarket:
         character, which goes out as the invalid UTF-8 bytes ED A0 80.
         """
         self.store.add_raw_json(text, updated, id)
+
+    # ---- messages
+
+    def all_messages(self) -> list[dict[str, Any]]:
+        """Deep copies of every message, sorted by (date, id), exactly as served."""
+        return json.loads(self.message_store.all_json())
+
+    def message(self, id: Any) -> dict[str, Any]:
+        """Return a deep copy of one message, as served; KeyError if unknown."""
+        return self.message_store.message(id)
+
+    def message_count(self) -> int:
+        """How many messages the account holds."""
+        return len(self.message_store)
+
+    def create_message(self, **fields: Any) -> dict[str, Any]:
+        """Create a message dated now (or ``date``), generated then overridden by ``fields``.
+
+        Its ``updated`` is its ``date`` unless given; its id is above all others unless given.
+        """
+        date_us = parse_ns(fields["date"]) // 1000 if "date" in fields else None
+        return json.loads(self.message_store.create(fields, date_us=date_us))
+
+    def broadcast(self, size: int, at: str | None = None) -> list[dict[str, Any]]:
+        """Send a broadcast: ``size`` messages sharing one ``broadcast_id`` and ``date`` (``at``)."""
+        at_us = None if at is None else parse_ns(at) // 1000
+        return [json.loads(text) for text in self.message_store.broadcast(size, at_us)]
+
+    def change_message(self, id: int, **fields: Any) -> dict[str, Any]:
+        """Edit a message: set ``fields`` (else a new status and flag), ``updated`` now unless given.
+
+        Its ``date`` stays; KeyError if ``id`` is unknown.
+        """
+        return json.loads(self.message_store.change(id, fields))
+
+    def add_raw_message_json(self, text: str) -> None:
+        """Insert one message's exact JSON ``text`` (bad-data tests), sorted by its ``date``.
+
+        A ``date`` that does not parse sorts it before all others; ``updated`` places it in the
+        ``updated_at`` order when it parses, else ``date`` does.
+        """
+        self.message_store.add_raw_json(text)

@@ -34,7 +34,9 @@ INBOXES = (
     {"id": 1202, "name": "Support ☎", "phone": "15105550101", "team_id": TEAM_ID},
     {"id": 1305, "name": "Marketing", "phone": "14155550199", "team_id": TEAM_ID},
 )
-_USERS = ((3101, "Ana Ops"), (3102, "Ben Sales"), (3117, "Chloé Support"), (3150, "李 Wei"))
+#: The account's users ``(id, name)``: contacts' creators and assignees, messages' senders.
+USERS = ((3101, "Ana Ops"), (3102, "Ben Sales"), (3117, "Chloé Support"), (3150, "李 Wei"))
+_USERS = USERS
 _NOTE_TEXTS = (
     "Called, left voicemail.",
     "Prefers SMS after 5pm 📱",
@@ -253,3 +255,221 @@ class ContactGenerator:
             self.rng.shuffle(window)
             ids[lo : lo + 16] = window
         return ids
+
+
+# ---- messages
+
+_MESSAGE_TEXTS = (
+    "Hi! Your appointment is confirmed for tomorrow at 3pm. Reply C to cancel.",
+    "Thanks, see you then 👍",
+    "Can you send the invoice again?",
+    "STOP",
+    "Yes",
+    "¿Tienen disponibilidad el sábado?",
+    "Merci beaucoup 🙏",
+    "Your verification code is 482913",
+    "<b>Spring sale</b>: 20% off & free shipping >> https://heym.kt/s4le",
+    "Line one\nLine two\n\nLine four",
+    'He said "ok" \\ then hung up',
+    "李先生 您的订单已发货。",
+    "Running 10 min late, sorry!\r\nTraffic.",
+    "Customer mentioned they called in last week.",
+    "Thank you for contacting Support ☎. We will get back to you shortly. " * 12,
+)
+_BROADCAST_TEXTS = (
+    "Reminder: our store closes early on Friday. Reply STOP to opt out.",
+    "🎉 New arrivals this week! Show this text for 10% off.",
+    "Your monthly statement is ready: https://heym.kt/stmt",
+)
+#: A generated message's ``updated`` is at most this long after its ``date`` (a read receipt);
+#: only edits made later (``change``) move it further.
+UPDATE_LAG_US = 45 * 60 * 1_000_000
+_OUTBOUND = ("sent", "delivered", "failed")
+_INBOUND = ("received", "read")
+
+
+def next_status(status: Any) -> str:
+    """A later delivery status for an edited message (outbound stays outbound, inbound inbound)."""
+    if status == "received":
+        return "read"
+    if status == "read":
+        return "received"
+    return {"sent": "delivered", "delivered": "failed", "failed": "sent"}.get(status, "delivered")
+
+
+class MessageGenerator:
+    """Messages (and the conversations they embed) as Go's JSON text, fragment by fragment.
+
+    The conversations are a pool made once; each message embeds its conversation's stored text.
+    Like :class:`ContactGenerator`, the text is byte-identical to ``go_json`` of its parse.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.random = rng.random
+        self.texts = [go_json(text) for text in _MESSAGE_TEXTS]
+        self.broadcast_texts = [go_json(text) for text in _BROADCAST_TEXTS]
+        self.users = [(uid, go_json(name)) for uid, name in USERS]
+        #: Per conversation: channel, target (JSON), phone, contact name (JSON), members.
+        self.meta: list[tuple[str, str, str, str, list[tuple[int, str]]]] = []
+        self.conversation_json: list[str] = []
+
+    def pick(self, n: int) -> int:
+        """Return a uniform index below ``n``."""
+        return int(self.random() * n)
+
+    def conversations(self, n: int, first_id: int, spans: list[tuple[int, int]]) -> None:
+        """Make the pool: conversation ``i`` holds messages dated ``spans[i]`` (first, last)."""
+        r, pick = self.random, self.pick
+        for i in range(n):
+            first_us, last_us = spans[i]
+            fi, li = pick(len(_FIRST)), pick(len(_LAST))
+            name = f"{_FIRST[fi]} {_LAST[li]}".strip()
+            if r() < 0.85:
+                channel = "sms"
+                phone = f"1{201 + pick(789)}{pick(10_000_000):07d}"
+                target = phone
+            else:
+                channel = "email"
+                phone = ""
+                local = ".".join(p for p in (_ascii(_FIRST[fi]), _ascii(_LAST[li])) if p)
+                target = f"{local or 'user'}@{_DOMAINS[pick(len(_DOMAINS))]}"
+            chosen = self.rng.sample(range(len(USERS)), 1 + pick(3))
+            members = [self.users[u] for u in chosen]
+            group = channel == "sms" and r() < 0.05
+            snooze = UNSET_TIME if r() < 0.9 else format_us(last_us + pick(7 * 86_400_000_000))
+            created_us = first_us - pick(30 * 86_400_000_000)
+            conversation = {
+                "assigned": 0 if r() < 0.4 else members[0][0],
+                "blocked": r() < 0.02,
+                "channel": channel,
+                "created": format_us(created_us),
+                "creator": 0 if r() < 0.5 else members[-1][0],
+                "email_noti": r() < 0.3,
+                "id": first_id + i * 3 + pick(3),
+                "inbox": INBOXES[pick(len(INBOXES))]["id"],
+                "last_inbound": 0 if r() < 0.2 else last_us // 1_000_000 - pick(86_400),
+                "local_id": "" if r() < 0.8 else f"{self.rng.getrandbits(64):016x}",
+                "members": [{"id": USERS[u][0], "name": USERS[u][1]} for u in chosen],
+                "muted": r() < 0.05,
+                "name": name,
+                "noreply": "" if r() < 0.95 else "no-reply@heymarket.com",
+                "op": "create" if r() < 0.2 else "update",
+                "read": pick(50),
+                "replied": r() < 0.7,
+                "snooze_till": snooze,
+                "status": "open" if r() < 0.3 else "closed",
+                "super": 0,
+                "support": r() < 0.1,
+                "target": target if not group else f"{target},{phone[:-1]}9",
+                "type": "group" if group else "individual",
+                "updated": format_us(max(last_us, created_us)),
+            }
+            self.meta.append(
+                (channel, go_json(conversation["target"]), phone, go_json(name), members)
+            )
+            self.conversation_json.append(go_json(conversation))
+
+    def message(
+        self, mid: int, date_us: int, conversation: int, broadcast_id: int = 0
+    ) -> tuple[str, int]:
+        """One message as JSON, and its ``updated`` in µs (a little after ``date``, or at it)."""
+        r, pick = self.random, self.pick
+        channel, target, phone, contact, members = self.meta[conversation]
+        roll = r()
+        if broadcast_id:
+            kind = "sms"
+        elif roll < 0.06:
+            kind = "comment"
+        elif channel == "email":
+            kind = "email"
+        else:
+            kind = "mms" if roll < 0.18 else "sms"
+        if kind != "comment" and not broadcast_id and r() < 0.35:
+            user, author = 0, contact  # inbound: from the contact, no sender member
+            status = _INBOUND[pick(2)]
+            lag = 0 if status == "received" else 1 + pick(UPDATE_LAG_US)
+        else:
+            user, author = members[pick(len(members))]
+            roll = r()
+            if kind == "comment" or roll < 0.12:
+                status, lag = "sent", 0
+            elif roll < 0.92:
+                status, lag = "delivered", 200_000 + pick(20_000_000)
+            else:
+                status, lag = "failed", 1_000_000 + pick(60_000_000)
+        if broadcast_id:
+            text = self.broadcast_texts[broadcast_id % len(self.broadcast_texts)]
+        elif kind == "mms" and r() < 0.3:
+            text = '""'
+        else:
+            text = self.texts[pick(len(self.texts))]
+        media = f"https://media.heymarket.com/m/{mid}.jpg" if kind == "mms" else ""
+        if r() < 0.9:
+            custom = '{"data":[],"type":""}'
+        else:
+            data = ",".join(str(10 + pick(90)) for _ in range(1 + pick(4)))
+            custom = f'{{"data":[{data}],"type":"{"survey" if r() < 0.5 else "template"}"}}'
+        local_id = f"{self.rng.getrandbits(64):016x}" if user and r() < 0.3 else ""
+        link = f"https://heym.kt/{self.rng.getrandbits(30):08x}" if r() < 0.05 else ""
+        updated_us = date_us + lag
+        text = (
+            f'{{"author":{author},"broadcast_id":{broadcast_id},'
+            f'"conversation":{self.conversation_json[conversation]},"custom":{custom},'
+            f'"date":"{format_us(date_us)}","flagged":{"true" if r() < 0.02 else "false"},'
+            f'"id":{mid},"link_url":"{link}","local_id":"{local_id}","media":"{media}",'
+            f'"phone":"{phone}","status":"{status}","super":0,'
+            f'"support":{"true" if r() < 0.03 else "false"},"target":{target},"text":{text},'
+            f'"type":"{kind}","updated":"{format_us(updated_us)}","user":{user}}}'
+        )
+        return text, updated_us
+
+    def timeline(
+        self, n: int, start_us: int, end_us: int, broadcasts: int, size: int
+    ) -> list[tuple[list[int], bool]]:
+        """Groups of ascending ``date`` values from ``start_us`` to about ``end_us``.
+
+        Each group is ``(dates, is_broadcast)``: mostly one message, now and then 2-4 sharing a
+        µs or 2-8 sharing a second (fractions differ); ``broadcasts`` groups of ``size``, which
+        share one µs, except every second one, sent over one second (fractions differ).
+        """
+        r, pick = self.random, self.pick
+        plan: list[tuple[str, int]] = []
+        remaining = n - broadcasts * size
+        while remaining > 0:
+            roll = r()
+            if roll < 0.015:
+                kind, count = "same", 2 + pick(3)
+            elif roll < 0.035:
+                kind, count = "second", 2 + pick(7)
+            else:
+                kind, count = "one", 1
+            count = min(count, remaining)
+            plan.append((kind, count))
+            remaining -= count
+        for b in range(broadcasts):
+            plan.insert(pick(len(plan) + 1), ("broadcast-second" if b % 2 else "broadcast", size))
+        gap = max(1, (end_us - start_us) // max(1, len(plan)))
+        out: list[tuple[list[int], bool]] = []
+        us = start_us
+        floor = start_us  # the next group starts at or after this
+        for i, (kind, count) in enumerate(plan):
+            if i:
+                us += 1 + pick(2 * gap)
+                roll = r()
+                if roll < 0.4:
+                    us -= us % 1_000_000
+                elif roll < 0.65:
+                    us -= us % 1000
+            us = max(us, floor)
+            if kind in ("second", "broadcast-second"):
+                second = -(-us // 1_000_000) * 1_000_000
+                fractions = sorted(self.rng.sample(range(1, 1_000_000), count))
+                dates = [second + f for f in fractions]
+                floor = second + 1_000_000
+            else:
+                dates = [us] * count
+                floor = us + 1
+            us = dates[-1]
+            out.append((dates, kind.startswith("broadcast")))
+        return out

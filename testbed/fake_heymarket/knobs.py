@@ -25,6 +25,9 @@ TIE_ORDERS = ("id", "id-desc", "id-text", "hash", "unstable")
 #: How the fake sorts an answer: as asked, always newest first (``ascending`` ignored), or as
 #: asked and then each page shuffled.
 ORDERS = ("as-asked", "newest-first", "shuffled")
+#: What ``page`` does in a messages body (the docs say nothing of it): nothing, count from 0 as
+#: contacts do, or count from 1 as surveys do (page 0 is then page 1).
+MESSAGES_PAGES = ("ignored", "from-0", "from-1")
 
 
 def _knob(
@@ -62,7 +65,10 @@ class Knobs:
     )
     date_exclusive: bool = _knob(False, "date keeps contacts updated after it, not at it")
     date_precision: str = _knob(
-        "full", "compare date to updated in full or in whole seconds", choices=("full", "second")
+        "full",
+        "compare a contacts date to updated, or a messages cursor to date, in full or in whole"
+        " seconds",
+        choices=("full", "second"),
     )
     changes_per_request: int = _knob(0, "contacts updated after each page served", at_least=0)
     creates_per_request: int = _knob(0, "contacts created after each page served", at_least=0)
@@ -70,7 +76,32 @@ class Knobs:
     tie_order: str = _knob("id", "order of contacts sharing one updated", choices=TIE_ORDERS)
     order: str = _knob("as-asked", "order of an answer", choices=ORDERS)
     max_limit: int | None = _knob(
-        None, "most contacts one answer holds whatever limit says (offsets use it)", at_least=1
+        None,
+        "most contacts or messages one answer holds whatever limit says (offsets use it)",
+        at_least=1,
+    )
+    messages_cursor: str = _knob(
+        "exclusive",
+        "the messages cursor keeps messages dated before it (exclusive) or at it too (inclusive)",
+        choices=("exclusive", "inclusive"),
+    )
+    messages_cursor_field: str = _knob(
+        "created_at",
+        "the body field read as the messages cursor (the other one is ignored): created_at, as"
+        " the narrative page says, or date, as the generated schema says",
+        choices=("created_at", "date"),
+    )
+    messages_page: str = _knob(
+        "ignored",
+        "what page does for messages: nothing, skip page*limit (from-0), or skip"
+        " (page-1)*limit with page 0 as 1 (from-1)",
+        choices=MESSAGES_PAGES,
+    )
+    message_changes_per_request: int = _knob(
+        0, "messages whose status and flag change (updated now) after each page", at_least=0
+    )
+    message_creates_per_request: int = _knob(
+        0, "messages created (dated now) after each page of messages served", at_least=0
     )
 
     def __post_init__(self) -> None:
