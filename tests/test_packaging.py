@@ -5,8 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 has no tomllib; pytest depends on tomli there, which reads the same.
+    import tomli as tomllib
 
 import tap_heymarket
 
