@@ -449,13 +449,16 @@ class MessageGenerator:
             remaining -= count
         for b in range(broadcasts):
             plan.insert(pick(len(plan) + 1), ("broadcast-second" if b % 2 else "broadcast", size))
-        gap = max(1, (end_us - start_us) // max(1, len(plan)))
+        # Random gaps scaled to end by end_us: a group in one second may start up to 1 s late.
+        draws = [1 + pick(1_000_000) for _ in plan]
+        spread = sum(1 for kind, _ in plan if kind in ("second", "broadcast-second"))
+        scale = max(0, end_us - start_us - (spread + 1) * 1_000_000) / max(1, sum(draws[1:]))
         out: list[tuple[list[int], bool]] = []
         us = start_us
         floor = start_us  # the next group starts at or after this
         for i, (kind, count) in enumerate(plan):
             if i:
-                us += 1 + pick(2 * gap)
+                us += int(draws[i] * scale)
                 roll = r()
                 if roll < 0.4:
                     us -= us % 1_000_000

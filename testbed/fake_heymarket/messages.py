@@ -310,7 +310,7 @@ class MessageStore:
         if end_us - start_us < n * 60_000_000:  # a start in the future, or too recent
             end_us = start_us + n * 60_000_000
         groups = gen.timeline(n, start_us, end_us, broadcasts, size)
-        conversations = max(1, n // 6)
+        conversations = max(1, n // 10)
         assigned = [gen.pick(conversations) for _ in groups]
         spans: list[list[int]] = [[start_us, start_us] for _ in range(conversations)]
         seen = [False] * conversations

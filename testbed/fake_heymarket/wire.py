@@ -38,13 +38,18 @@ def _day(days: int) -> str:
     return (_EPOCH.date() + timedelta(days=days)).isoformat()
 
 
+@functools.cache
+def _time_of_day(seconds: int) -> str:
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"T{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
 def format_us(us: int) -> str:
     """Format µs since the epoch, Go-style; the hot path of generation, hence no datetime."""
     seconds, frac = divmod(us, 1_000_000)
     days, seconds = divmod(seconds, 86_400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    text = f"{_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}"
+    text = _day(days) + _time_of_day(seconds)
     if frac:
         text += "." + f"{frac:06d}".rstrip("0")
     return text + "Z"
