@@ -218,8 +218,11 @@ def test_a_broadcast_larger_than_a_page_shares_one_timestamp(fake: FakeHeymarket
     again = page(fake, created_at=first[-1]["date"], limit=30)
     assert again == first  # an inclusive cursor shows the same page again, for ever
 
-    fake.tie_order = "id-desc"
-    assert ids(page(fake, limit=75)) == sorted(ids(sent))  # the ties' order is a knob
+    fake.tie_order = "id-desc"  # the ties' order is a knob, applied across pages
+    fake.messages_page = "from-0"
+    assert ids(page(fake, limit=75)) == sorted(ids(sent))
+    walked = [m for p in range(3) for m in page(fake, limit=30, page=p)]
+    assert ids(walked)[:75] == sorted(ids(sent))
 
 
 def test_generated_broadcasts_share_one_microsecond_or_one_second(fake: FakeHeymarket) -> None:
