@@ -393,6 +393,8 @@ def test_raw_messages_and_lookups() -> None:
         made = fake.create_message(text="hello", flagged=True)
         assert fake.message(made["id"]) == made and made["text"] == "hello"
         assert made["id"] > max(known) and made["flagged"] is True
+        with pytest.raises(ValueError, match="exists already"):
+            fake.create_message(id=made["id"])
         changed = fake.change_message(made["id"], status="failed")
         assert changed["status"] == "failed" and changed["date"] == made["date"]
         assert parse_time(changed["updated"]) > parse_time(made["updated"])

@@ -159,9 +159,12 @@ class MessageStore:
     def create(self, fields: dict[str, Any] | None = None, *, date_us: int | None = None) -> str:
         """Store a new message dated ``date_us`` (else now), with ``fields`` over generated ones.
 
-        Returns its JSON text; ``updated`` is its date unless ``fields`` says otherwise.
+        Returns its JSON text; ``updated`` is its date unless ``fields`` says otherwise. An ``id``
+        already in use is refused (ValueError).
         """
         with self._lock:
+            if fields and fields.get("id") in self._keys_of:
+                raise ValueError(f"message id {fields['id']!r} exists already")
             mid = self._next_id
             when = self._clock() if date_us is None else date_us
             conversation = self._gen.pick(len(self._gen.meta))
