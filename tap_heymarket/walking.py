@@ -1,0 +1,355 @@
+"""Walk a list back in time by a "created before" cursor without losing a record.
+
+``POST /v1/messages/all`` (and, the same way, Heymarket's tag, template and conversation lists)
+answers the newest records dated before a cursor, newest first; to go on, a client sends the
+oldest date it got as the next cursor. The docs do not say whether "before" means ``<`` or
+``<=``, at what precision it compares, how many records one answer may hold, or in what order
+records that share one date come. A broadcast gives thousands of messages one date, more than an
+answer holds. Sending the oldest date as the cursor then skips the rest of that date under the
+``<`` reading, or returns the same answer forever under ``<=``.
+
+So the walker keeps a *boundary*, always a whole second: every record dated from the boundary up
+to the walk's top has been passed on. It asks for records before the boundary. The answer's
+oldest second may be cut short, but every second after it is whole (the answer is sorted and
+holds every record newer than its last), so the boundary moves to one second above the oldest
+record and the records of that second are asked for again. Under every reading the next answer
+then starts at or above the second cut short and nothing is skipped; records read twice are
+passed on once.
+
+Only when an answer lies within the one second below the boundary can the boundary not move
+(a tie larger than what fits). Then, in turn:
+
+1. the limit is raised (four times, up to ``MAX_LIMIT``) and the same cursor asked again;
+2. if Heymarket gives fewer than asked (a cap), ``page`` is tried with a limit of what it gave:
+   page 1, and page 2 if page 1 repeats page 0 (pages counted from 1). Pages go on until one
+   reaches below the tied second. Every page of a tie must bring only records not yet seen in
+   it: since the records of that second come before every older one in each answer, the pages
+   cover exactly the tie's places, and a record seen twice is the only way a changed order
+   inside the tie could hide another; it fails the walk instead;
+3. an answer short of both the limit and the longest answer seen (so no cap explains it) holds
+   the whole second, and the boundary moves below it. A shorter answer than ``MIN_CAP`` counts
+   as whole too (no plausible cap is that small);
+4. otherwise (``page`` ignored) the answer was either cut by a cap or the whole second with
+   nothing older: the walk moves below the second, and if anything older comes, the answer was
+   cut and the rest cannot be read (``PagingError``). If nothing does, the second was the last
+   of the list and is taken as whole: the one reading left that can lose records is a server
+   that caps answers, ignores ``page`` and holds more records in the very oldest second of the
+   whole list than its cap (the README lists it).
+
+A record dated at or after the cursor in an answer shows the server keeps records *at* the
+cursor (``<=``, or it compares whole seconds and rounds up); from then on the walker sends the
+boundary less a microsecond, which means "before the boundary" under those readings too.
+
+The walk ends on an empty answer, the end of the list (the docs' rule for conversations), or on
+an answer reaching below the floor (the records older than it were synced before). A short
+answer does not end it: an answer's length may vary, and one more request costs less than a lost
+record.
+
+What the walk relies on is checked on every answer, and a failed check stops it with
+``PagingError`` (the stream then writes no bookmark past what it emitted):
+
+- no record is dated a second or more after the cursor (else Heymarket ignored the cursor: the
+  ``date`` reading of the docs' generated schema);
+- each answer is sorted newest first;
+- pages of a tie bring no record twice, and the same request never returns the same answer twice.
+
+The boundary is the resume point: a walk interrupted at any answer resumes from it, reading at
+most the records of one second again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_heymarket.normalize import TIMESTAMP_FORMAT
+
+if t.TYPE_CHECKING:
+    from collections.abc import Hashable
+
+Record = dict[str, t.Any]
+
+#: The largest limit a tie raises the ask to: more records than this in one second are read with
+#: ``page``, if Heymarket honours it.
+MAX_LIMIT = 1000
+#: How much a tie raises the limit each time.
+LIMIT_GROWTH = 4
+#: An answer within one second shorter than this is taken as the whole second, even when no
+#: answer before it was longer: no server caps answers this small.
+MIN_CAP = 10
+_SECOND = datetime.timedelta(seconds=1)
+_UTC = datetime.timezone.utc
+
+
+class PagingError(Exception):
+    """Heymarket answered in a way that cannot be walked through without risking a lost record."""
+
+
+def _instant(timestamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=_UTC)
+
+
+def _fixed(instant: datetime.datetime) -> str:
+    return instant.strftime(TIMESTAMP_FORMAT)
+
+
+def second_of(timestamp: str) -> str:
+    """The whole second a fixed-width timestamp falls in, fixed-width."""
+    return f"{timestamp[:19]}.000000Z"
+
+
+def next_second(timestamp: str) -> str:
+    """The whole second after the one ``timestamp`` falls in: the boundary above it."""
+    return _fixed(_instant(second_of(timestamp)) + _SECOND)
+
+
+@dataclass(frozen=True)
+class WalkRequest:
+    """One request of a walk: records dated before ``boundary``, ``limit`` of them, a ``page``."""
+
+    boundary: str
+    limit: int
+    page: int | None = None
+    #: The server keeps records dated at its cursor: send a microsecond less.
+    inclusive: bool = False
+
+    @property
+    def cursor(self) -> str:
+        """The RFC 3339 cursor to send: whole seconds, or a microsecond less when inclusive."""
+        if not self.inclusive:
+            return f"{self.boundary[:19]}Z"
+        return _fixed(_instant(self.boundary) - datetime.timedelta(microseconds=1))
+
+    def __str__(self) -> str:
+        page = "" if self.page is None else f", page {self.page}"
+        return f"(before {self.cursor}, limit {self.limit}{page})"
+
+
+@dataclass
+class WalkStats:
+    """What a walk cost, for the sync's summary line."""
+
+    requests: int = 0
+    records_read: int = 0
+    #: Records passed over as read already (the second asked again, re-reads at the cursor).
+    reread: int = 0
+    #: Times a tie raised the limit, and tie pages read with ``page``.
+    limit_raised: int = 0
+    tie_pages: int = 0
+
+
+@dataclass
+class _Tie:
+    """A second being read with ``page``: its first answer and the ids seen so far."""
+
+    first_ids: list[Hashable]
+    limit: int
+    seen: set[Hashable] = field(default_factory=set)
+    page: int = 1
+    #: Whether page 1 repeated page 0, so pages count from 1.
+    from_one: bool = False
+    #: Whether a page has been seen to bring new records, so ``page`` works.
+    works: bool = False
+
+
+class BackwardWalk:
+    """Reads a newest-first, "before a cursor" list from ``top`` down to ``floor`` (see module).
+
+    ``key`` is the field the cursor compares (a fixed-width timestamp), ``ident`` a record's id.
+    ``start`` resumes an interrupted walk from its last boundary.
+    """
+
+    def __init__(
+        self,
+        *,
+        top: str,
+        floor: str | None,
+        limit: int,
+        key: str = "date",
+        ident: str = "id",
+        start: str | None = None,
+    ) -> None:
+        self.top = second_of(top) if second_of(top) == top else next_second(top)
+        self.floor = floor
+        self.page_size = limit
+        self.key = key
+        self.ident = ident
+        #: Every record dated from here up to ``top`` has been passed on: the resume point.
+        self.boundary = self.top if start is None else min(start, self.top)
+        self.finished = floor is not None and self.boundary <= floor
+        self.stats = WalkStats()
+        self._limit = limit
+        self._inclusive = False
+        self._largest = 0
+        self._tie: _Tie | None = None
+        #: ``(id, key)`` of records passed on that a later answer may hold again.
+        self._passed: dict[Hashable, str] = {}
+        self._last: tuple[WalkRequest, list[Hashable]] | None = None
+        #: A second whose answer may have been cut by a cap (``page`` ignored): the walk moved
+        #: below it, and the list must end there.
+        self._capped: tuple[str, int] | None = None
+
+    def request(self) -> WalkRequest:
+        """The next request to send (only while not ``finished``)."""
+        tie = self._tie
+        if tie is not None:
+            return WalkRequest(self.boundary, tie.limit, tie.page, self._inclusive)
+        return WalkRequest(self.boundary, self._limit, None, self._inclusive)
+
+    def advance(self, request: WalkRequest, answer: list[Record]) -> list[Record]:
+        """Take the answer to ``request``; return its records not passed on before, newest first."""
+        self.stats.requests += 1
+        self.stats.records_read += len(answer)
+        dated = [record for record in answer if record.get(self.key) is not None]
+        self._check(request, answer, dated)
+        self._largest = max(self._largest, len(answer))
+        fresh = self._fresh(answer)
+        if self._tie is not None:
+            self._advance_tie(request, answer, dated)
+        else:
+            self._advance(request, answer, dated)
+        self._forget_above(self.boundary)
+        return fresh
+
+    def _check(self, request: WalkRequest, answer: list[Record], dated: list[Record]) -> None:
+        keys = [record[self.key] for record in dated]
+        if keys and max(keys) >= next_second(request.boundary):
+            newest = max(dated, key=lambda record: t.cast(str, record[self.key]))
+            msg = (
+                f"Heymarket answered a record dated {newest[self.key]} (id {newest.get(self.ident)})"
+                f" to a request for those created before {request.cursor}: it ignored the cursor"
+            )
+            raise PagingError(msg)
+        if any(later > earlier for earlier, later in itertools.pairwise(keys)):
+            msg = f"Heymarket's answer to {request} was not sorted newest first"
+            raise PagingError(msg)
+        ids = [record.get(self.ident) for record in answer]
+        if self._last == (request, ids) and answer:
+            msg = f"Heymarket answered {request} twice with the same records: the walk cannot go on"
+            raise PagingError(msg)
+        self._last = (request, ids)
+
+    def _fresh(self, answer: list[Record]) -> list[Record]:
+        """The records not passed on yet (or changed since), from the floor up."""
+        fresh = []
+        passed = self._passed
+        for record in answer:
+            when = record.get(self.key)
+            if when is not None and self.floor is not None and when < self.floor:
+                continue
+            ident = record.get(self.ident)
+            version = f"{when}|{record.get('updated')}"
+            if ident is not None and passed.get(ident) == version:
+                self.stats.reread += 1
+                continue
+            if ident is not None and when is not None:
+                passed[ident] = version
+            fresh.append(record)
+        return fresh
+
+    def _forget_above(self, boundary: str) -> None:
+        """Drop records no answer can hold again: dated a second or more above the boundary."""
+        limit = next_second(boundary)
+        passed = self._passed
+        if len(passed) > 4 * self.page_size:
+            for ident in [i for i, version in passed.items() if version[:27] >= limit]:
+                del passed[ident]
+
+    def _advance(self, request: WalkRequest, answer: list[Record], dated: list[Record]) -> None:
+        below = [record for record in dated if record[self.key] < request.boundary]
+        if len(below) < len(dated) and not request.inclusive:
+            # Records at or after the cursor: Heymarket keeps those dated at it. Ask again a
+            # microsecond lower, so that what fits in an answer is not taken by re-reads.
+            self._inclusive = True
+            return
+        if not answer:
+            self.finished = True
+            return
+        if self._capped is not None:
+            second, cap = self._capped
+            msg = (
+                f"Heymarket gave at most {cap} records created within the second {second[:19]}Z "
+                "while older ones exist, and ignores page: the rest of that second cannot be read"
+            )
+            raise PagingError(msg)
+        if not below:
+            msg = f"Heymarket answered {request} with {len(answer)} records without a usable date"
+            raise PagingError(msg)
+        oldest: str = below[-1][self.key]
+        if self.floor is not None and oldest < self.floor:
+            self.finished = True
+            return
+        second = second_of(oldest)
+        if next_second(second) < request.boundary:
+            self.boundary = next_second(second)
+            self._limit = self.page_size
+            return
+        # The whole answer lies in the second below the boundary: a tie that does not fit.
+        if len(answer) >= request.limit and request.limit < MAX_LIMIT:
+            self._limit = min(MAX_LIMIT, request.limit * LIMIT_GROWTH)
+            self.stats.limit_raised += 1
+            return
+        if len(answer) < min(request.limit, self._largest) or len(answer) < MIN_CAP:
+            self._below(second)
+            return
+        ids = [record.get(self.ident) for record in answer]
+        self._tie = _Tie(first_ids=ids, limit=len(answer), seen=set(ids))
+
+    def _below(self, second: str) -> None:
+        """The second is whole: move the boundary below it."""
+        self.boundary = second
+        self._limit = self.page_size
+        if self.floor is not None and self.boundary <= self.floor:
+            self.finished = True
+
+    def _advance_tie(self, request: WalkRequest, answer: list[Record], dated: list[Record]) -> None:
+        tie = t.cast(_Tie, self._tie)
+        self.stats.tie_pages += 1
+        second = second_of(_instant_text(request.boundary, -1))
+        ids = [record.get(self.ident) for record in answer]
+        if not tie.works:
+            if ids == tie.first_ids:
+                if tie.page == 1:
+                    tie.page, tie.from_one = 2, True
+                    return
+                # ``page`` is ignored. Whether the answer was cut by a cap or held the whole
+                # second, only the list below it can tell: see ``_capped``.
+                self._tie = None
+                self._capped = (second, tie.limit)
+                self._below(second)
+                return
+            tie.works = True
+        repeated = tie.seen.intersection(ids)
+        if repeated:
+            msg = (
+                f"Heymarket's answer to {request} repeated a record of an earlier page of the "
+                f"second {second[:19]}Z (id {next(iter(repeated))}): the order inside that "
+                "second changes between requests, so a record may have been skipped"
+            )
+            raise PagingError(msg)
+        tie.seen.update(ids)
+        if not answer:
+            self._tie = None
+            self.finished = True
+            return
+        oldest: str = dated[-1][self.key] if dated else second
+        if oldest < second:
+            self._tie = None
+            if self.floor is not None and oldest < self.floor:
+                self.finished = True
+                return
+            self.boundary = next_second(oldest)
+            self._limit = self.page_size
+            return
+        if len(answer) < tie.limit:
+            # The last of the list: nothing is older than this second.
+            self._tie = None
+            self.finished = True
+            return
+        tie.page += 1
+
+
+def _instant_text(boundary: str, seconds: int) -> str:
+    return _fixed(_instant(boundary) + seconds * _SECOND)
