@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Everything ruff checks and formats: the whole repo's Python.
-LINT_PATHS := tap_heymarket testbed tests benchmarks scripts
+LINT_PATHS := tap_heymarket testbed tests benchmarks scripts orchestration
 
 .PHONY: demo test check lint ruff mypy bench reliability
 
