@@ -14,11 +14,13 @@ import threading
 import time
 import typing as t
 import urllib.parse
+import weakref
 from functools import cached_property
 from importlib.metadata import version
 
 import msgspec
 import requests
+from singer_sdk import Tap
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.streams import Stream
 
@@ -206,6 +208,10 @@ class _OneLineFailures(logging.Filter):
         )
 
 
+#: Each tap's pacer, made by its first stream that asks.
+_PACERS: weakref.WeakKeyDictionary[Tap, RequestPacer] = weakref.WeakKeyDictionary()
+_PACERS_LOCK = threading.Lock()
+
 _SDK_UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
 _ONE_LINE_FAILURES = _OneLineFailures()
 
@@ -246,10 +252,14 @@ class HeymarketStream(Stream):
         """Seconds from sending a request to having its whole answer, averaged over recent ones."""
         return MovingAverage()
 
-    @cached_property
+    @property
     def pacer(self) -> RequestPacer:
-        """Keeps this stream under ``max_requests_per_minute``."""
-        return RequestPacer(self.config["max_requests_per_minute"])
+        """The tap's one pacer, shared by all its streams: Heymarket's limit is per API key."""
+        with _PACERS_LOCK:
+            pacer = _PACERS.get(self._tap)
+            if pacer is None:
+                pacer = _PACERS[self._tap] = RequestPacer(self.config["max_requests_per_minute"])
+        return pacer
 
     @cached_property
     def trusted_cas(self) -> tuple[str, str] | None:

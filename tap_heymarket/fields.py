@@ -152,3 +152,29 @@ CONTACTS = RecordSpec(
         "Tags: objects {id, tag, color, team_id, created, updated, rev} or plain values",
     ),
 )
+
+MESSAGES = RecordSpec(
+    "message",
+    Field("id", Kind.INTEGER, "Message ID", required=True, nullable=False),
+    # Nullable, so that a target loads the rare message without a usable time.
+    Field("date", Kind.TIMESTAMP, "When the message was sent or received (UTC)", required=True),
+    Field("updated", Kind.TIMESTAMP, "Last change, e.g. of status or flag (UTC)"),
+    Field("conversation_id", Kind.INTEGER, "The conversation's id (conversation.id)"),
+    Field("inbox_id", Kind.INTEGER, "The conversation's inbox (conversation.inbox)"),
+    Field("text", Kind.STRING),
+    Field("media", Kind.STRING, "Media URL of an MMS"),
+    Field("phone", Kind.STRING, "E.164 digits without the plus"),
+    Field("type", Kind.STRING),
+    Field("status", Kind.STRING, "Delivery status"),
+    Field("user", Kind.INTEGER, "The member who sent it (team_members.id); null when inbound"),
+    Field("author", Kind.STRING),
+    Field("broadcast_id", Kind.INTEGER, "The broadcast it was part of, if any"),
+    Field("flagged", Kind.BOOLEAN, "Flagged for review"),
+    Field("target", Kind.STRING),
+    Field("local_id", Kind.STRING),
+    Field("link_url", Kind.STRING),
+    Field("super", Kind.INTEGER),
+    Field("support", Kind.BOOLEAN),
+    Field("custom", Kind.JSON_OBJECT, "Custom data: {data, type}"),
+    Field("conversation", Kind.JSON_OBJECT, "The conversation, as Heymarket embeds it"),
+)

@@ -121,7 +121,7 @@ class PagingStats:
 
 
 class PagingError(Exception):
-    """Heymarket answered in a way that cannot be paged through without risking a lost contact."""
+    """Heymarket answered in a way that cannot be paged through without risking a lost record."""
 
 
 #: Overlapping windows need room to both repeat and advance; below this many contacts a

@@ -5,7 +5,7 @@ each internal named here still exists with the signature used, so an SDK upgrade
 one fails loudly there instead of quietly in a sync.
 
 ``SortedStreamFastPath``, a base for streams whose records come sorted by their replication key,
-a page at a time. Figures: the CPU-bound benchmark case (50,000 contacts), the tap with and
+a page at a time (contacts). Figures: the CPU-bound benchmark case (50,000 contacts), the tap with and
 without each piece in the same rounds (``docs/benchmarks.md``, "Private SDK seams"):
 
 - ``Stream._write_record_message``: a record goes straight to the tap's buffered writer, with no
@@ -23,6 +23,12 @@ without each piece in the same rounds (``docs/benchmarks.md``, "Private SDK seam
   ``state_manager.is_flushed`` after writing a record, as the SDK's record path does.
 - Skipping ``Stream._process_record`` (a per-record walk that does nothing without child
   streams) measured 1.000x and was dropped.
+
+``OwnBookmark``, a base for streams that walk back in time (messages), so their records do not
+come in bookmark order: ``Stream._increment_stream_state`` does nothing there (the SDK's would
+mark the state "not resumable" and promote the newest record at the end), and ``save_state``
+replaces the stream's bookmark and writes it with ``Stream._write_state_message`` after each
+answer. ``DirectRecordOutput``, the record fast path above, is shared by both.
 
 Elsewhere:
 
@@ -70,11 +76,11 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-class SortedStreamFastPath(Stream):
-    """A stream whose records arrive sorted by a timestamp replication key, a page at a time.
+class DirectRecordOutput(Stream):
+    """A stream whose records go straight to the tap's writer when nothing would change them.
 
     The subclass sets ``extracted_at`` to the time each page arrived before yielding its
-    records, and reads ``signpost``: the bookmark never passes it.
+    records.
     """
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -83,11 +89,6 @@ class SortedStreamFastPath(Stream):
         self.extracted_at = utc_now()
         #: When this sync began, fixed-width.
         self.signpost = fixed_width(self.extracted_at)
-        #: The latest bookmark this sync may leave (the signpost, or earlier where the next run
-        #: would otherwise skip records dated just before it).
-        self.bookmark_limit = self.signpost
-        # The newest dated record written since the bookmark last moved (and its context).
-        self._unbooked: tuple[Record, Context | None] | None = None
 
     @cached_property
     def _left_out(self) -> frozenset[str]:
@@ -133,6 +134,53 @@ class SortedStreamFastPath(Stream):
         writer, stream = output
         writer.write_record(stream, record, self._stream_version, self.extracted_at)
         self.state_manager.is_flushed = False
+
+
+class OwnBookmark(DirectRecordOutput):
+    """A stream that keeps its own resumable state, written with ``save_state``.
+
+    Its records do not come in bookmark order (a walk back in time), so the SDK's bookkeeping,
+    which would mark such a stream's progress as not resumable, is left out.
+    """
+
+    @override
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        """Nothing: ``save_state`` says what is safe to resume from."""
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        """None: the stream never bookmarks past what it read."""
+        return
+
+    def save_state(self, values: dict[str, t.Any]) -> None:
+        """Replace the stream's bookmark with ``values`` and write a STATE message now."""
+        state = self.stream_state
+        for key in ("replication_key", "replication_key_value", *self.own_state_keys):
+            state.pop(key, None)
+        state.update(values)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    #: The stream's keys in its state besides the SDK's two.
+    own_state_keys: tuple[str, ...] = ()
+
+
+class SortedStreamFastPath(DirectRecordOutput):
+    """A stream whose records arrive sorted by a timestamp replication key, a page at a time.
+
+    The subclass sets ``extracted_at`` before yielding each page's records, and reads
+    ``signpost``: the bookmark never passes it.
+    """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The latest bookmark this sync may leave (the signpost, or earlier where the next run
+        #: would otherwise skip records dated just before it).
+        self.bookmark_limit = self.signpost
+        # The newest dated record written since the bookmark last moved (and its context).
+        self._unbooked: tuple[Record, Context | None] | None = None
 
     @override
     def _increment_stream_state(

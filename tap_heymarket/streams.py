@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import logging
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -11,14 +13,17 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_heymarket.client import HeymarketAPIError, HeymarketStream
 from tap_heymarket.fetching import Answer, Page, PageSource
-from tap_heymarket.fields import CONTACTS
+from tap_heymarket.fields import CONTACTS, MESSAGES
 from tap_heymarket.normalize import (
+    TIMESTAMP_FORMAT,
     NormalizeReport,
     decode_contacts,
+    decode_records,
     normalize_timestamp,
 )
 from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
-from tap_heymarket.sdk_internals import SortedStreamFastPath, fixed_width
+from tap_heymarket.sdk_internals import OwnBookmark, SortedStreamFastPath, fixed_width, utc_now
+from tap_heymarket.walking import BackwardWalk, WalkStats
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -167,7 +172,6 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
             yield contact
 
     def _log_summary(self, paginator: ContactsPaginator, found: _Findings, unused: int) -> None:
-        report, unkeyed, undated = found.report, found.unkeyed, found.undated
         if found.latest_future is not None:
             self.logger.warning(
                 "%d contacts were dated in the future (latest: contact %s, updated %s); they were "
@@ -206,25 +210,205 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
                 "before the sync's start)",
                 stats.deferred,
             )
-        if report.unknown_fields:
+        _log_findings(self.logger, "contacts", "updated", found)
+
+
+class MessagesStream(OwnBookmark, HeymarketStream):
+    """Messages, by creation time, from ``POST /v1/messages/all``, walking back (``walking``).
+
+    A run walks from its start back to its bookmark less ``messages_lookback_hours``, so it
+    syncs every message created since the last run and every status or flag change made within
+    the look-back after a message's creation. The state holds the bookmark (every message
+    created before it was synced) and, while a walk is under way, the walk's top, floor and
+    boundary: an interrupted run resumes that walk where it stopped, then walks from its own
+    start down to the resumed walk's top less the look-back.
+    """
+
+    name = "messages"
+    path = "/v1/messages/all"
+    primary_keys = ("id",)
+    replication_key = "date"
+    is_sorted = False
+    own_state_keys = ("walk",)
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    #: Declared once in ``fields``, where the typed decoder and the normaliser read it too.
+    schema = MESSAGES.json_schema()
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Every message created since the bookmark less the look-back, newest first."""
+        bookmark, walks = self._planned_walks()
+        found = _Findings()
+        stats = WalkStats()
+        _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
+        for walk in walks:
             self.logger.info(
-                "Heymarket sent fields the schema does not have (not synced): %s",
-                ", ".join(sorted(report.unknown_fields)),
+                "Syncing messages created from %s to %s",
+                walk.floor or "the beginning",
+                walk.top,
             )
-        if report.nulled:
-            self.logger.warning(
-                "Values that could not be read as their schema type were synced as null: %s",
-                ", ".join(f"{name}: {count}" for name, count in sorted(report.nulled.items())),
+            try:
+                yield from self._walk(walk, bookmark, found)
+            except PagingError as exc:
+                # Every STATE so far is backed by answers that passed their checks.
+                raise HeymarketAPIError(str(exc)) from None
+            bookmark = walk.top
+            self.save_state(
+                {"replication_key": self.replication_key, "replication_key_value": bookmark}
             )
-        if unkeyed:
-            self.logger.error(
-                "%d contacts had no usable id and could not be synced (positions: %s)",
-                len(unkeyed),
-                "; ".join(unkeyed[:20]),
+            _add_stats(stats, walk.stats)
+        self._log_summary(stats, found)
+
+    def _planned_walks(self) -> tuple[str | None, list[BackwardWalk]]:
+        """The bookmark, and the walks this run makes: an interrupted one first, if any.
+
+        A bookmark or walk in the state that is not what this stream wrote ends the sync
+        before any request: every rerun would fail on it the same way.
+        """
+        state = self.stream_state
+        bookmark = self._state_timestamp(state.get("replication_key_value"), "bookmark")
+        start_date = self.config.get("start_date")
+        since = normalize_timestamp(start_date) if start_date else None
+        lookback = datetime.timedelta(hours=self.config["messages_lookback_hours"])
+        limit = self.config["page_size"]
+        walks = []
+        reached = bookmark
+        saved = state.get("walk")
+        if saved is not None:
+            if not isinstance(saved, dict):
+                saved = {}
+            top, boundary = (
+                self._state_timestamp(saved.get(k), f"walk {k}") for k in ("top", "boundary")
             )
-        if undated:
-            self.logger.warning(
-                "%d contacts had no usable updated time; synced without one (ids: %s)",
-                len(undated),
-                ", ".join(map(str, undated[:20])),
+            floor = (
+                self._state_timestamp(saved.get("floor"), "walk floor")
+                if saved.get("floor")
+                else None
             )
+            if top is None or boundary is None:
+                self._bad_state("walk", "lacks its top or boundary")
+            walks.append(BackwardWalk(top=top, floor=floor, limit=limit, start=boundary))
+            reached = top
+        floor = _earlier(reached, lookback) if reached else None
+        if since and (floor is None or since > floor):
+            floor = since
+        walks.append(BackwardWalk(top=self.signpost, floor=floor, limit=limit))
+        return bookmark, walks
+
+    def _state_timestamp(self, value: t.Any, what: str) -> str | None:
+        """A fixed-width timestamp from the state, or the sync fails naming what is wrong."""
+        if value is None:
+            return None
+        try:
+            stamp = normalize_timestamp(value)
+        except ValueError as exc:
+            self._bad_state(what, str(exc))
+        latest = fixed_width(utc_now() + datetime.timedelta(hours=1))
+        if stamp is not None and stamp > latest:
+            self._bad_state(what, f"{value!r} is in the future")
+        return stamp
+
+    def _bad_state(self, what: str, problem: str) -> t.NoReturn:
+        msg = f"state: the {self.name} {what} {problem}; fix or clear the state"
+        raise HeymarketAPIError(msg)
+
+    def _walk(
+        self, walk: BackwardWalk, bookmark: str | None, found: _Findings
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """The walk's new messages; a STATE after each answer, to resume from its boundary."""
+        while not walk.finished:
+            request = walk.request()
+            report = NormalizeReport()
+            body: dict[str, t.Any] = {
+                "created_at": request.cursor,
+                "order": "created_at",
+                "ascending": False,
+                "limit": request.limit,
+            }
+            if request.page is not None:
+                body["page"] = request.page
+            answer = self.post_json(
+                body, functools.partial(decode_records, MESSAGES, report=report)
+            )
+            self.extracted_at = utc_now()
+            found.report.merge(report)
+            for index, message in enumerate(walk.advance(request, answer)):
+                if message.get("id") is None:
+                    found.unkeyed.append(f"{request} #{index}")
+                    continue
+                _add_conversation_columns(message)
+                if message.get("date") is None:
+                    found.undated.append(message["id"])
+                yield message
+            walk_state = {"top": walk.top, "floor": walk.floor, "boundary": walk.resume_point}
+            values: dict[str, t.Any] = {"walk": walk_state}
+            if bookmark is not None:
+                values.update(replication_key=self.replication_key, replication_key_value=bookmark)
+            self.save_state(values)
+
+    def _log_summary(self, stats: WalkStats, found: _Findings) -> None:
+        self.logger.info(
+            "Messages sync done: %d requests, %d messages read, %d re-reads skipped, "
+            "%d ties read with a raised limit, %d tie pages",
+            stats.requests,
+            stats.records_read,
+            stats.reread,
+            stats.limit_raised,
+            stats.tie_pages,
+        )
+        _log_findings(self.logger, "messages", "date", found)
+
+
+def _log_findings(logger: logging.Logger, nouns: str, key: str, found: _Findings) -> None:
+    """What was wrong with the data: fields unknown, values nulled, records without id or key."""
+    report = found.report
+    if report.unknown_fields:
+        logger.info(
+            "Heymarket sent %s fields the schema does not have (not synced): %s",
+            nouns[:-1],
+            ", ".join(sorted(report.unknown_fields)),
+        )
+    if report.nulled:
+        logger.warning(
+            "Values that could not be read as their schema type were synced as null: %s",
+            ", ".join(f"{name}: {count}" for name, count in sorted(report.nulled.items())),
+        )
+    if found.unkeyed:
+        logger.error(
+            "%d %s had no usable id and could not be synced (positions: %s)",
+            len(found.unkeyed),
+            nouns,
+            "; ".join(found.unkeyed[:20]),
+        )
+    if found.undated:
+        logger.warning(
+            "%d %s had no usable %s time; synced without one (ids: %s)",
+            len(found.undated),
+            nouns,
+            key,
+            ", ".join(map(str, found.undated[:20])),
+        )
+
+
+def _earlier(timestamp: str, delta: datetime.timedelta) -> str:
+    instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(
+        tzinfo=datetime.timezone.utc
+    )
+    return fixed_width(instant - delta)
+
+
+def _add_stats(total: WalkStats, more: WalkStats) -> None:
+    for name, value in vars(more).items():
+        setattr(total, name, getattr(total, name) + value)
+
+
+def _add_conversation_columns(message: dict[str, t.Any]) -> None:
+    """``conversation_id`` and ``inbox_id`` from the embedded conversation, as columns."""
+    conversation = message.get("conversation")
+    if isinstance(conversation, dict):
+        for column, key in (("conversation_id", "id"), ("inbox_id", "inbox")):
+            value = conversation.get(key)
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+                message[column] = value

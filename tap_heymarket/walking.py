@@ -19,7 +19,8 @@ passed on once.
 Only when an answer lies within the one second below the boundary can the boundary not move
 (a tie larger than what fits). Then, in turn:
 
-1. the limit is raised (four times, up to ``MAX_LIMIT``) and the same cursor asked again;
+1. the limit is raised to ``MAX_LIMIT`` and the same cursor asked again (a larger answer costs
+   no more against the rate limit than another request);
 2. if Heymarket gives fewer than asked (a cap), ``page`` is tried with a limit of what it gave:
    page 1, and page 2 if page 1 repeats page 0 (pages counted from 1). Pages go on until one
    reaches below the tied second. Every page of a tie must bring only records not yet seen in
@@ -53,8 +54,8 @@ What the walk relies on is checked on every answer, and a failed check stops it 
 - each answer is sorted newest first;
 - pages of a tie bring no record twice, and the same request never returns the same answer twice.
 
-The boundary is the resume point: a walk interrupted at any answer resumes from it, reading at
-most the records of one second again.
+The boundary is the resume point (``resume_point``: above a second still to be proven whole): a
+walk interrupted at any answer resumes from it, reading at most the records of one second again.
 """
 
 from __future__ import annotations
@@ -65,26 +66,22 @@ import typing as t
 from dataclasses import dataclass, field
 
 from tap_heymarket.normalize import TIMESTAMP_FORMAT
+from tap_heymarket.pagination import PagingError
 
 if t.TYPE_CHECKING:
     from collections.abc import Hashable
 
 Record = dict[str, t.Any]
+__all__ = ["BackwardWalk", "PagingError", "WalkRequest", "WalkStats"]
 
 #: The largest limit a tie raises the ask to: more records than this in one second are read with
 #: ``page``, if Heymarket honours it.
 MAX_LIMIT = 1000
-#: How much a tie raises the limit each time.
-LIMIT_GROWTH = 4
 #: An answer within one second shorter than this is taken as the whole second, even when no
 #: answer before it was longer: no server caps answers this small.
 MIN_CAP = 10
 _SECOND = datetime.timedelta(seconds=1)
 _UTC = datetime.timezone.utc
-
-
-class PagingError(Exception):
-    """Heymarket answered in a way that cannot be walked through without risking a lost record."""
 
 
 def _instant(timestamp: str) -> datetime.datetime:
@@ -191,6 +188,13 @@ class BackwardWalk:
         #: below it, and the list must end there.
         self._capped: tuple[str, int] | None = None
 
+    @property
+    def resume_point(self) -> str:
+        """Where an interrupted walk resumes: the boundary, or above a second not yet proven whole."""
+        if self._capped is not None:
+            return next_second(self._capped[0])
+        return self.boundary
+
     def request(self) -> WalkRequest:
         """The next request to send (only while not ``finished``)."""
         tie = self._tie
@@ -288,7 +292,7 @@ class BackwardWalk:
             return
         # The whole answer lies in the second below the boundary: a tie that does not fit.
         if len(answer) >= request.limit and request.limit < MAX_LIMIT:
-            self._limit = min(MAX_LIMIT, request.limit * LIMIT_GROWTH)
+            self._limit = MAX_LIMIT
             self.stats.limit_raised += 1
             return
         if len(answer) < min(request.limit, self._largest) or len(answer) < MIN_CAP:

@@ -208,4 +208,7 @@ def test_discovery_needs_no_config():
     )
 
     assert done.returncode == 0, done.stderr
-    assert [s["tap_stream_id"] for s in json.loads(done.stdout)["streams"]] == ["contacts"]
+    assert [s["tap_stream_id"] for s in json.loads(done.stdout)["streams"]] == [
+        "contacts",
+        "messages",
+    ]

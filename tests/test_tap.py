@@ -28,7 +28,7 @@ class TestSDKStandardSuite(_SDKStandardSuite):
     @pytest.fixture(scope="class")
     @classmethod
     def runner(cls) -> Iterator[TapTestRunner]:
-        with FakeHeymarket(contacts=250, seed=5) as fake:
+        with FakeHeymarket(contacts=250, messages=250, seed=5) as fake:
             runner = TapTestRunner(TapHeymarket, config=tap_config(fake), parse_env_config=True)
             runner.sync_all()
             yield runner

@@ -97,7 +97,7 @@ class FakeHeymarket:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Each sync request (body, status, auth, time, request_id, fault), oldest first."""
+        """Each sync request (path, body, status, auth, time, request_id, fault), oldest first."""
         return self.traffic.requests
 
     @property

@@ -38,7 +38,7 @@ class Traffic:
     """What the API side saw, for tests and benchmarks to check (admin requests are left out)."""
 
     def __init__(self) -> None:
-        #: Each sync request (body, status, auth, time, request_id, fault), oldest first.
+        #: Each sync request (path, body, status, auth, time, request_id, fault), oldest first.
         self.requests: list[dict[str, Any]] = []
         self.status_counts: collections.Counter[int] = collections.Counter()
         self.rate_limited = 0
@@ -239,6 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint is None or not endpoint.sync:
             return self._answer(endpoint, path, body, None)
         entry: dict[str, Any] = {
+            "path": path,
             "body": raw.decode("utf-8", "replace") if body is INVALID else body,
             "status": 0,
             "auth": None,
