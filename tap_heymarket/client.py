@@ -120,7 +120,14 @@ def _certificate_refusal(exc: BaseException) -> str | None:
 
 
 class HeymarketAPIError(FatalAPIError):
-    """Heymarket could not give us what we asked for; the message says what and what to check."""
+    """Heymarket could not give us what we asked for; the message says what and what to check.
+
+    ``status`` is the HTTP status Heymarket answered with, when it answered at all.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _RetryableError(Exception):
@@ -225,8 +232,11 @@ class HeymarketStream(Stream):
     none of ``RESTStream``'s hooks would be used.
     """
 
-    #: The endpoint, under ``api_url``.
+    #: The endpoint, under ``api_url``, and how it is asked (``GET`` sends no body).
     path: str
+    http_method = "POST"
+    #: What a good answer holds, for the error when a 200 holds something else.
+    expected_answer: str = "a JSON array of objects"
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -365,7 +375,8 @@ class HeymarketStream(Stream):
         decode: t.Callable[[bytes], list[dict[str, t.Any]] | None],
     ) -> list[dict[str, t.Any]]:
         self.pacer.wait()
-        request = requests.Request("POST", self.url_base + self.path, data=encoded)
+        data = None if self.http_method == "GET" else encoded
+        request = requests.Request(self.http_method, self.url_base + self.path, data=data)
         sent = time.monotonic()
         try:
             with self._session() as session:
@@ -391,8 +402,8 @@ class HeymarketStream(Stream):
             if records is not None:
                 return records
             msg = (
-                f"Heymarket answered 200 with {_describe_body(response)} instead of a JSON array "
-                f"of contact objects (X-Request-Id: {request_id})"
+                f"Heymarket answered 200 with {_describe_body(response)} instead of "
+                f"{self.expected_answer} (X-Request-Id: {request_id})"
             )
             raise _RetryableError(msg)
         what = f"Heymarket answered {status} with {_describe_body(response)} (X-Request-Id: {request_id})"
@@ -406,4 +417,4 @@ class HeymarketStream(Stream):
             msg = f"{what}: no such endpoint; check api_url ({self.url_base})."
         else:
             msg = f"{what}."
-        raise HeymarketAPIError(msg)
+        raise HeymarketAPIError(msg, status)

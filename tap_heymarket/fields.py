@@ -178,3 +178,121 @@ MESSAGES = RecordSpec(
     Field("custom", Kind.JSON_OBJECT, "Custom data: {data, type}"),
     Field("conversation", Kind.JSON_OBJECT, "The conversation, as Heymarket embeds it"),
 )
+
+INBOXES = RecordSpec(
+    "inbox",
+    Field("id", Kind.INTEGER, "Inbox ID", required=True, nullable=False),
+    Field("name", Kind.STRING),
+    Field("team", Kind.INTEGER, "The team it belongs to"),
+    Field("members", Kind.JSON_ARRAY, "User ids of its members (team_members.id)"),
+    Field("phones", Kind.JSON_ARRAY, "All its phone numbers"),
+    Field("phone", Kind.STRING, "Its primary phone number"),
+    Field("auto_assignable", Kind.BOOLEAN),
+    Field("forward_number", Kind.STRING),
+    Field("widget_code", Kind.STRING),
+    Field("widget_settings", Kind.JSON_OBJECT),
+    Field("allowed_domains", Kind.JSON_ARRAY),
+    Field("invited", Kind.JSON_ARRAY, "A boolean (narrative docs) or strings (schema), as a list"),
+    Field("creator_id", Kind.INTEGER),
+    Field("op", Kind.STRING),
+    Field("rev", Kind.INTEGER),
+)
+
+TEAM_MEMBERS = RecordSpec(
+    "team member",
+    Field(
+        "id",
+        Kind.INTEGER,
+        "User ID (messages.user, inboxes.members)",
+        required=True,
+        nullable=False,
+    ),
+    Field("team_id", Kind.INTEGER, "The team (from GET /v1/team)"),
+    Field("name", Kind.STRING),
+    Field("role", Kind.STRING),
+)
+
+TAGS = RecordSpec(
+    "tag",
+    Field("id", Kind.INTEGER, "Tag ID", required=True, nullable=False),
+    Field("updated", Kind.TIMESTAMP, "Last change (UTC)"),
+    Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
+    Field("tag", Kind.STRING, "The label"),
+    Field("color", Kind.STRING),
+    Field("team_id", Kind.INTEGER),
+    Field("rev", Kind.INTEGER, "Incremented on every write"),
+    Field("uuid", Kind.STRING),
+)
+
+TEMPLATES = RecordSpec(
+    "template",
+    Field("id", Kind.INTEGER, "Template ID", required=True, nullable=False),
+    Field("updated", Kind.TIMESTAMP, "Last change (UTC)"),
+    Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
+    Field("name", Kind.STRING),
+    Field("content", Kind.JSON_OBJECT, "GalleryContent: {text, gallery}"),
+    Field("local_id", Kind.STRING),
+    Field("uuid", Kind.STRING),
+    Field("team_id", Kind.INTEGER),
+    Field("creator_id", Kind.INTEGER),
+    Field("shared", Kind.BOOLEAN),
+    Field("archived", Kind.BOOLEAN),
+    Field("rev", Kind.INTEGER, "Incremented on every write"),
+)
+
+SURVEYS = RecordSpec(
+    "survey",
+    Field("id", Kind.INTEGER, "Survey ID", required=True, nullable=False),
+    Field("name", Kind.STRING),
+    Field("type", Kind.STRING, "e.g. nps, csat"),
+    Field("question", Kind.STRING, "The opening question"),
+    Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
+    Field("updated", Kind.TIMESTAMP, "Last change (UTC)"),
+)
+
+CUSTOM_FIELDS = RecordSpec(
+    "custom field",
+    Field(
+        "id",
+        Kind.INTEGER,
+        "Custom field ID: the key in contacts.custom",
+        required=True,
+        nullable=False,
+    ),
+    Field("name", Kind.STRING, "Its name (or title)"),
+    Field("details", Kind.JSON_OBJECT, "Everything else Heymarket says of it (shape undocumented)"),
+)
+
+CONVERSATIONS = RecordSpec(
+    "conversation",
+    Field(
+        "id",
+        Kind.INTEGER,
+        "Conversation ID (messages.conversation_id)",
+        required=True,
+        nullable=False,
+    ),
+    Field("updated", Kind.TIMESTAMP, "Last change (UTC)", required=True),
+    Field("inbox", Kind.INTEGER, "Its inbox (inboxes.id)"),
+    Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
+    Field("status", Kind.STRING),
+    Field("name", Kind.STRING),
+    Field("target", Kind.STRING),
+    Field("channel", Kind.STRING),
+    Field("type", Kind.STRING),
+    Field("assigned", Kind.INTEGER, "The member assigned (team_members.id)"),
+    Field("creator", Kind.INTEGER),
+    Field("members", Kind.JSON_ARRAY, "Members: objects {id, name}"),
+    Field("blocked", Kind.BOOLEAN),
+    Field("muted", Kind.BOOLEAN),
+    Field("replied", Kind.BOOLEAN),
+    Field("support", Kind.BOOLEAN),
+    Field("email_noti", Kind.BOOLEAN),
+    Field("read", Kind.INTEGER),
+    Field("last_inbound", Kind.INTEGER, "Unix time of the last inbound message"),
+    Field("snooze_till", Kind.TIMESTAMP),
+    Field("local_id", Kind.STRING),
+    Field("noreply", Kind.STRING),
+    Field("op", Kind.STRING),
+    Field("super", Kind.INTEGER),
+)

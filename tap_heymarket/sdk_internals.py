@@ -154,9 +154,9 @@ class OwnBookmark(DirectRecordOutput):
         """None: the stream never bookmarks past what it read."""
         return
 
-    def save_state(self, values: dict[str, t.Any]) -> None:
-        """Replace the stream's bookmark with ``values`` and write a STATE message now."""
-        state = self.stream_state
+    def save_state(self, values: dict[str, t.Any], context: Context | None = None) -> None:
+        """Replace the stream's (or partition's) bookmark with ``values``; write a STATE now."""
+        state = self.get_context_state(context)
         for key in ("replication_key", "replication_key_value", *self.own_state_keys):
             state.pop(key, None)
         state.update(values)

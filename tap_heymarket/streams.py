@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import datetime
-import functools
-import logging
 import time
 import typing as t
-from dataclasses import dataclass, field
+from functools import cached_property
 
+import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_heymarket.client import HeymarketAPIError, HeymarketStream
 from tap_heymarket.fetching import Answer, Page, PageSource
-from tap_heymarket.fields import CONTACTS, MESSAGES
+from tap_heymarket.fields import (
+    CONTACTS,
+    CONVERSATIONS,
+    CUSTOM_FIELDS,
+    INBOXES,
+    MESSAGES,
+    SURVEYS,
+    TAGS,
+    TEAM_MEMBERS,
+    TEMPLATES,
+)
 from tap_heymarket.normalize import (
-    TIMESTAMP_FORMAT,
     NormalizeReport,
     decode_contacts,
-    decode_records,
+    normalize_record,
     normalize_timestamp,
 )
 from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
-from tap_heymarket.sdk_internals import OwnBookmark, SortedStreamFastPath, fixed_width, utc_now
-from tap_heymarket.walking import BackwardWalk, WalkStats
+from tap_heymarket.sdk_internals import SortedStreamFastPath, fixed_width
+from tap_heymarket.stream_bases import Findings, ListStream, WalkedStream, log_findings
+
+if t.TYPE_CHECKING:
+    from tap_heymarket.walking import WalkRequest
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -34,20 +45,6 @@ STATE_EVERY_PAGES = 5
 #: How far ahead of this machine's clock Heymarket's may run before a contact counts as
 #: dated in the future.
 _CLOCK_SKEW = datetime.timedelta(minutes=1)
-
-
-@dataclass
-class _Findings:
-    """What a sync found wrong with the data, for the log lines at its end."""
-
-    report: NormalizeReport = field(default_factory=NormalizeReport)
-    #: Where in Heymarket's answers (request and index) each contact without an id stood.
-    unkeyed: list[str] = field(default_factory=list)
-    #: Ids of contacts without a usable ``updated``.
-    undated: list[int] = field(default_factory=list)
-    #: How many contacts were dated in the future, and the latest of them.
-    future: int = 0
-    latest_future: dict[str, t.Any] | None = None
 
 
 class ContactsStream(SortedStreamFastPath, HeymarketStream):
@@ -63,6 +60,7 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
 
     #: Declared once in ``fields``, where the typed decoder and the normaliser read it too.
     schema = CONTACTS.json_schema()
+    expected_answer = "a JSON array of contact objects"
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,7 +119,7 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         # A STATE message every few pages: an interrupted run resumes from there. (Set here,
         # where the settings are surely checked: ``--discover`` builds streams without them.)
         self.STATE_MSG_FREQUENCY = self.config["page_size"] * STATE_EVERY_PAGES
-        found = _Findings()
+        found = Findings()
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         # Made here, once: the fetching threads share them.
         _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
@@ -147,7 +145,7 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         page = self.post_json(request.body(), lambda content: decode_contacts(content, report))
         return page, report
 
-    def _emit(self, page: Page, found: _Findings) -> t.Iterator[dict[str, t.Any]]:
+    def _emit(self, page: Page, found: Findings) -> t.Iterator[dict[str, t.Any]]:
         """The page's new contacts, noting what is wrong with any of the page's contacts."""
         self.extracted_at = page.received_at
         found.report.merge(page.report)
@@ -171,7 +169,7 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
                 found.latest_future = contact
             yield contact
 
-    def _log_summary(self, paginator: ContactsPaginator, found: _Findings, unused: int) -> None:
+    def _log_summary(self, paginator: ContactsPaginator, found: Findings, unused: int) -> None:
         if found.latest_future is not None:
             self.logger.warning(
                 "%d contacts were dated in the future (latest: contact %s, updated %s); they were "
@@ -210,205 +208,221 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
                 "before the sync's start)",
                 stats.deferred,
             )
-        _log_findings(self.logger, "contacts", "updated", found)
+        log_findings(self.logger, "contacts", "updated", found)
 
 
-class MessagesStream(OwnBookmark, HeymarketStream):
-    """Messages, by creation time, from ``POST /v1/messages/all``, walking back (``walking``).
+class MessagesStream(WalkedStream):
+    """Messages, by creation time, from ``POST /v1/messages/all``, walked back (``walking``).
 
     A run walks from its start back to its bookmark less ``messages_lookback_hours``, so it
     syncs every message created since the last run and every status or flag change made within
-    the look-back after a message's creation. The state holds the bookmark (every message
-    created before it was synced) and, while a walk is under way, the walk's top, floor and
-    boundary: an interrupted run resumes that walk where it stopped, then walks from its own
-    start down to the resumed walk's top less the look-back.
+    the look-back after a message's creation.
     """
 
     name = "messages"
     path = "/v1/messages/all"
     primary_keys = ("id",)
     replication_key = "date"
-    is_sorted = False
-    own_state_keys = ("walk",)
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-
-    #: Declared once in ``fields``, where the typed decoder and the normaliser read it too.
+    walk_key = "date"
+    cursor_param = "created_at"
+    fixed_body: t.ClassVar[dict[str, t.Any]] = {"order": "created_at", "ascending": False}
+    spec = MESSAGES
     schema = MESSAGES.json_schema()
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Every message created since the bookmark less the look-back, newest first."""
-        bookmark, walks = self._planned_walks()
-        found = _Findings()
-        stats = WalkStats()
-        _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
-        for walk in walks:
-            self.logger.info(
-                "Syncing messages created from %s to %s",
-                walk.floor or "the beginning",
-                walk.top,
-            )
-            try:
-                yield from self._walk(walk, bookmark, found)
-            except PagingError as exc:
-                # Every STATE so far is backed by answers that passed their checks.
-                raise HeymarketAPIError(str(exc)) from None
-            bookmark = walk.top
-            self.save_state(
-                {"replication_key": self.replication_key, "replication_key_value": bookmark}
-            )
-            _add_stats(stats, walk.stats)
-        self._log_summary(stats, found)
+    def lookback(self) -> datetime.timedelta:
+        """``messages_lookback_hours``: status and flag changes within it are synced."""
+        return datetime.timedelta(hours=self.config["messages_lookback_hours"])
 
-    def _planned_walks(self) -> tuple[str | None, list[BackwardWalk]]:
-        """The bookmark, and the walks this run makes: an interrupted one first, if any.
+    def finish_record(self, record: dict[str, t.Any], context: Context | None) -> dict[str, t.Any]:
+        """``conversation_id`` and ``inbox_id`` from the embedded conversation, as columns."""
+        conversation = record.get("conversation")
+        if isinstance(conversation, dict):
+            for column, key in (("conversation_id", "id"), ("inbox_id", "inbox")):
+                record[column] = _whole_number(conversation.get(key))
+        return record
 
-        A bookmark or walk in the state that is not what this stream wrote ends the sync
-        before any request: every rerun would fail on it the same way.
-        """
-        state = self.stream_state
-        bookmark = self._state_timestamp(state.get("replication_key_value"), "bookmark")
-        start_date = self.config.get("start_date")
-        since = normalize_timestamp(start_date) if start_date else None
-        lookback = datetime.timedelta(hours=self.config["messages_lookback_hours"])
-        limit = self.config["page_size"]
-        walks = []
-        reached = bookmark
-        saved = state.get("walk")
-        if saved is not None:
-            if not isinstance(saved, dict):
-                saved = {}
-            top, boundary = (
-                self._state_timestamp(saved.get(k), f"walk {k}") for k in ("top", "boundary")
-            )
-            floor = (
-                self._state_timestamp(saved.get("floor"), "walk floor")
-                if saved.get("floor")
-                else None
-            )
-            if top is None or boundary is None:
-                self._bad_state("walk", "lacks its top or boundary")
-            walks.append(BackwardWalk(top=top, floor=floor, limit=limit, start=boundary))
-            reached = top
-        floor = _earlier(reached, lookback) if reached else None
-        if since and (floor is None or since > floor):
-            floor = since
-        walks.append(BackwardWalk(top=self.signpost, floor=floor, limit=limit))
-        return bookmark, walks
 
-    def _state_timestamp(self, value: t.Any, what: str) -> str | None:
-        """A fixed-width timestamp from the state, or the sync fails naming what is wrong."""
-        if value is None:
-            return None
+class TagsStream(WalkedStream):
+    """Tags, from ``POST /v1/tags``, walked back by ``updated`` to the end every run."""
+
+    name = "tags"
+    path = "/v1/tags"
+    primary_keys = ("id",)
+    replication_key = None
+    spec = TAGS
+    schema = TAGS.json_schema()
+
+
+class TemplatesStream(WalkedStream):
+    """Templates, from ``POST /v1/templates``, walked back by ``updated`` to the end every run."""
+
+    name = "templates"
+    path = "/v1/templates"
+    primary_keys = ("id",)
+    replication_key = None
+    spec = TEMPLATES
+    schema = TEMPLATES.json_schema()
+
+
+class InboxesStream(ListStream):
+    """Inboxes, from ``GET /v1/inboxes`` (the whole list, no paging)."""
+
+    name = "inboxes"
+    path = "/v1/inboxes"
+    http_method = "GET"
+    primary_keys = ("id",)
+    spec = INBOXES
+    schema = INBOXES.json_schema()
+
+
+class TeamMembersStream(ListStream):
+    """The team's members, from ``GET /v1/team`` (one team object holding them)."""
+
+    name = "team_members"
+    path = "/v1/team"
+    http_method = "GET"
+    primary_keys = ("id",)
+    spec = TEAM_MEMBERS
+    schema = TEAM_MEMBERS.json_schema()
+    expected_answer = "a team object with its members"
+
+    def decode(self, content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+        """The ``members`` of the team object, each with the team's id."""
         try:
-            stamp = normalize_timestamp(value)
-        except ValueError as exc:
-            self._bad_state(what, str(exc))
-        latest = fixed_width(utc_now() + datetime.timedelta(hours=1))
-        if stamp is not None and stamp > latest:
-            self._bad_state(what, f"{value!r} is in the future")
-        return stamp
+            team = msgspec.json.decode(content)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(team, dict) or not isinstance(team.get("members"), list):
+            return None
+        team_id = team.get("id")
+        return [
+            normalize_record(TEAM_MEMBERS, {**member, "team_id": team_id}, report)
+            for member in team["members"]
+            if isinstance(member, dict)
+        ]
 
-    def _bad_state(self, what: str, problem: str) -> t.NoReturn:
-        msg = f"state: the {self.name} {what} {problem}; fix or clear the state"
-        raise HeymarketAPIError(msg)
 
-    def _walk(
-        self, walk: BackwardWalk, bookmark: str | None, found: _Findings
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """The walk's new messages; a STATE after each answer, to resume from its boundary."""
-        while not walk.finished:
-            request = walk.request()
-            report = NormalizeReport()
-            body: dict[str, t.Any] = {
-                "created_at": request.cursor,
-                "order": "created_at",
-                "ascending": False,
-                "limit": request.limit,
-            }
-            if request.page is not None:
-                body["page"] = request.page
-            answer = self.post_json(
-                body, functools.partial(decode_records, MESSAGES, report=report)
+class SurveysStream(ListStream):
+    """Surveys, from ``POST /v1/surveys``, page by page (pages counted from 1)."""
+
+    name = "surveys"
+    path = "/v1/surveys"
+    primary_keys = ("id",)
+    paged = True
+    spec = SURVEYS
+    schema = SURVEYS.json_schema()
+
+
+class CustomFieldsStream(ListStream):
+    """The team's contact custom fields, from ``POST /v1/contact-fields``.
+
+    The answer's shape is undocumented: ``id`` and ``name`` (or ``title``) are typed, the rest
+    is kept whole in ``details``.
+    """
+
+    name = "custom_fields"
+    path = "/v1/contact-fields"
+    primary_keys = ("id",)
+    spec = CUSTOM_FIELDS
+    schema = CUSTOM_FIELDS.json_schema()
+
+    def decode(self, content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
+        """Each field as ``{id, name, details}``."""
+        try:
+            fields = msgspec.json.decode(content)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(fields, list) or not all(isinstance(f, dict) for f in fields):
+            return None
+        return [
+            normalize_record(
+                CUSTOM_FIELDS,
+                {
+                    "id": raw.get("id"),
+                    "name": raw.get("name", raw.get("title")),
+                    "details": {k: v for k, v in raw.items() if k not in ("id", "name")},
+                },
+                report,
             )
-            self.extracted_at = utc_now()
-            found.report.merge(report)
-            for index, message in enumerate(walk.advance(request, answer)):
-                if message.get("id") is None:
-                    found.unkeyed.append(f"{request} #{index}")
-                    continue
-                _add_conversation_columns(message)
-                if message.get("date") is None:
-                    found.undated.append(message["id"])
-                yield message
-            walk_state = {"top": walk.top, "floor": walk.floor, "boundary": walk.resume_point}
-            values: dict[str, t.Any] = {"walk": walk_state}
-            if bookmark is not None:
-                values.update(replication_key=self.replication_key, replication_key_value=bookmark)
-            self.save_state(values)
+            for raw in fields
+        ]
 
-    def _log_summary(self, stats: WalkStats, found: _Findings) -> None:
-        self.logger.info(
-            "Messages sync done: %d requests, %d messages read, %d re-reads skipped, "
-            "%d ties read with a raised limit, %d tie pages",
-            stats.requests,
-            stats.records_read,
-            stats.reread,
-            stats.limit_raised,
-            stats.tie_pages,
+
+class ConversationsStream(WalkedStream):
+    """Conversations, by ``updated``, from ``POST /v1/conversations``, per inbox and status.
+
+    Each partition (an inbox's open, or closed, conversations) is walked back to its own
+    bookmark.
+
+    Heymarket lists an inbox's conversations to one of its members: the stream asks as the
+    first member ``GET /v1/inboxes`` lists. An inbox that member cannot see (403), or one
+    removed since (404), is reported and skipped; the others go on.
+    """
+
+    name = "conversations"
+    path = "/v1/conversations"
+    primary_keys = ("id",)
+    replication_key = "updated"
+    state_partitioning_keys: t.ClassVar[list[str]] = ["inbox_id", "closed"]
+    spec = CONVERSATIONS
+    schema = CONVERSATIONS.json_schema()
+
+    @cached_property
+    def _inbox_members(self) -> dict[int, int | None]:
+        """Each inbox's id and the member to ask as (None for an inbox without members)."""
+        inboxes = InboxesStream(tap=self._tap)
+        members: dict[int, int | None] = {}
+        for inbox in inboxes.fetch({}, Findings()):
+            ids = [m for m in inbox.get("members") or [] if isinstance(m, int)]
+            if isinstance(inbox.get("id"), int):
+                members[inbox["id"]] = ids[0] if ids else None
+        return members
+
+    @property
+    def partitions(self) -> list[dict[str, t.Any]] | None:
+        """One partition per inbox and open or closed conversations."""
+        return [
+            {"inbox_id": inbox, "closed": closed}
+            for inbox in sorted(self._inbox_members)
+            for closed in (False, True)
+        ]
+
+    def request_body(self, request: WalkRequest, context: Context | None) -> dict[str, t.Any]:
+        """As the inbox's member, that inbox's open or closed conversations."""
+        context = context or {}
+        inbox = context["inbox_id"]
+        body = super().request_body(request, context)
+        body.update(
+            id=self._inbox_members.get(inbox),
+            filters={"inboxes": [inbox], "closed": context["closed"]},
         )
-        _log_findings(self.logger, "messages", "date", found)
+        return body
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The partition's conversations; an inbox Heymarket will not list is skipped."""
+        inbox = (context or {}).get("inbox_id")
+        if not isinstance(inbox, int) or self._inbox_members.get(inbox) is None:
+            self.logger.warning(
+                "Inbox %s has no members to list its conversations as: skipped", inbox
+            )
+            return
+        try:
+            yield from super().get_records(context)
+        except HeymarketAPIError as exc:
+            if exc.status not in (403, 404):
+                raise
+            self.logger.warning(
+                "Conversations of inbox %s skipped: %s (the inbox was removed, or its member "
+                "cannot see it)",
+                inbox,
+                exc,
+            )
 
 
-def _log_findings(logger: logging.Logger, nouns: str, key: str, found: _Findings) -> None:
-    """What was wrong with the data: fields unknown, values nulled, records without id or key."""
-    report = found.report
-    if report.unknown_fields:
-        logger.info(
-            "Heymarket sent %s fields the schema does not have (not synced): %s",
-            nouns[:-1],
-            ", ".join(sorted(report.unknown_fields)),
-        )
-    if report.nulled:
-        logger.warning(
-            "Values that could not be read as their schema type were synced as null: %s",
-            ", ".join(f"{name}: {count}" for name, count in sorted(report.nulled.items())),
-        )
-    if found.unkeyed:
-        logger.error(
-            "%d %s had no usable id and could not be synced (positions: %s)",
-            len(found.unkeyed),
-            nouns,
-            "; ".join(found.unkeyed[:20]),
-        )
-    if found.undated:
-        logger.warning(
-            "%d %s had no usable %s time; synced without one (ids: %s)",
-            len(found.undated),
-            nouns,
-            key,
-            ", ".join(map(str, found.undated[:20])),
-        )
-
-
-def _earlier(timestamp: str, delta: datetime.timedelta) -> str:
-    instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(
-        tzinfo=datetime.timezone.utc
-    )
-    return fixed_width(instant - delta)
-
-
-def _add_stats(total: WalkStats, more: WalkStats) -> None:
-    for name, value in vars(more).items():
-        setattr(total, name, getattr(total, name) + value)
-
-
-def _add_conversation_columns(message: dict[str, t.Any]) -> None:
-    """``conversation_id`` and ``inbox_id`` from the embedded conversation, as columns."""
-    conversation = message.get("conversation")
-    if isinstance(conversation, dict):
-        for column, key in (("conversation_id", "id"), ("inbox_id", "inbox")):
-            value = conversation.get(key)
-            if isinstance(value, str) and value.isdigit():
-                value = int(value)
-            if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
-                message[column] = value
+def _whole_number(value: object) -> int | None:
+    """An id as an integer: ints (64-bit) and digit strings; anything else is None."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None

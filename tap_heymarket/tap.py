@@ -199,7 +199,10 @@ class TapHeymarket(Tap):
 
     def discover_streams(self) -> list[Stream]:
         """The tap's streams."""
-        return [ContactsStream(tap=self), MessagesStream(tap=self)]
+        return [
+            stream(tap=self)
+            for stream in (ContactsStream, MessagesStream)
+        ]
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

@@ -1,0 +1,339 @@
+"""What Heymarket's streams share beyond HTTP: reading a list whole, or walking one back in time.
+
+``streams`` declares each stream in a few lines on one of these bases:
+
+- ``WalkedStream``: a newest-first list with a "before" cursor (messages by creation; tags,
+  templates and conversations by update), walked back with ``walking.BackwardWalk``. Incremental
+  ones keep a bookmark (everything dated before it was synced) and, while a walk is under way,
+  the walk itself, so an interrupted run resumes where it stopped; full-table ones walk to the
+  end of the list every run.
+- ``ListStream``: a list read whole every run (inboxes, team members, surveys, custom fields).
+
+Full-table streams emit ACTIVATE_VERSION, so a target that supports it (target-postgres) marks
+the rows of objects deleted in Heymarket as deleted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+import typing as t
+from dataclasses import dataclass, field
+
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_heymarket.client import HeymarketAPIError, HeymarketStream
+from tap_heymarket.normalize import (
+    TIMESTAMP_FORMAT,
+    NormalizeReport,
+    decode_records,
+    normalize_timestamp,
+)
+from tap_heymarket.pagination import PagingError
+from tap_heymarket.sdk_internals import OwnBookmark, fixed_width, utc_now
+from tap_heymarket.walking import BackwardWalk, WalkRequest, WalkStats
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_heymarket.fields import RecordSpec
+
+Record = dict[str, t.Any]
+
+
+@dataclass
+class Findings:
+    """What a sync found wrong with the data, for the log lines at its end."""
+
+    report: NormalizeReport = field(default_factory=NormalizeReport)
+    #: Where in Heymarket's answers (request and index) each record without an id stood.
+    unkeyed: list[str] = field(default_factory=list)
+    #: Ids of records without a usable replication key.
+    undated: list[int] = field(default_factory=list)
+    #: How many records were dated in the future, and the latest of them.
+    future: int = 0
+    latest_future: dict[str, t.Any] | None = None
+
+
+def log_findings(logger: logging.Logger, nouns: str, key: str | None, found: Findings) -> None:
+    """What was wrong with the data: fields unknown, values nulled, records without id or key."""
+    report = found.report
+    if report.unknown_fields:
+        logger.info(
+            "Heymarket sent %s fields the schema does not have (not synced): %s",
+            nouns,
+            ", ".join(sorted(report.unknown_fields)),
+        )
+    if report.nulled:
+        logger.warning(
+            "Values that could not be read as their schema type were synced as null: %s",
+            ", ".join(f"{name}: {count}" for name, count in sorted(report.nulled.items())),
+        )
+    if found.unkeyed:
+        logger.error(
+            "%d %s had no usable id and could not be synced (positions: %s)",
+            len(found.unkeyed),
+            nouns,
+            "; ".join(found.unkeyed[:20]),
+        )
+    if found.undated:
+        logger.warning(
+            "%d %s had no usable %s time; synced without one (ids: %s)",
+            len(found.undated),
+            nouns,
+            key,
+            ", ".join(map(str, found.undated[:20])),
+        )
+
+
+class _Decoded(HeymarketStream):
+    """A stream whose records are declared in a ``RecordSpec`` and decoded by it."""
+
+    #: The stream's fields, declared once in ``fields``; the schema is built from it.
+    spec: RecordSpec
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "expected_answer" not in vars(type(self)):
+            self.expected_answer = f"a JSON array of {self.spec.noun} objects"
+
+    def fetch(self, body: dict[str, t.Any], found: Findings) -> list[Record]:
+        """One answer's records, decoded and normalised; what decoding changed goes in ``found``."""
+        report = NormalizeReport()
+        records = self.post_json(body, functools.partial(self.decode, report=report))
+        self.extracted_at = utc_now()
+        found.report.merge(report)
+        return records
+
+    def decode(self, content: bytes, report: NormalizeReport) -> list[Record] | None:
+        """The records in an answer's bytes, or None if they are not what was expected."""
+        return decode_records(self.spec, content, report)
+
+    def finish_record(self, record: Record, context: Context | None) -> Record:
+        """Columns derived from the record, added before it is written (none by default)."""
+        return record
+
+    def keyed(
+        self, records: t.Iterable[Record], where: str, found: Findings, context: Context | None
+    ) -> t.Iterator[Record]:
+        """The records that have an id (the others are counted, to be reported), finished."""
+        for index, record in enumerate(records):
+            if record.get("id") is None:
+                found.unkeyed.append(f"{where} #{index}")
+                continue
+            yield self.finish_record(record, context)
+
+
+class ListStream(_Decoded, OwnBookmark):
+    """A list Heymarket gives whole (or page by page, ``paged``), synced in full every run."""
+
+    replication_key = None
+    #: Pages numbered from 1 with ``limit`` (surveys); else one request gives the whole list.
+    paged = False
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Always: objects deleted in Heymarket must be marked deleted in the warehouse."""
+        return True
+
+    @property
+    def body(self) -> dict[str, t.Any]:
+        """The request body (a GET sends none)."""
+        return {}
+
+    def get_records(self, context: Context | None) -> t.Iterable[Record]:
+        """Every record of the list; paged lists end on an empty page."""
+        found = Findings()
+        requests = 0
+        if not self.paged:
+            requests = 1
+            yield from self.keyed(self.fetch(self.body, found), self.path, found, context)
+        else:
+            limit = self.config["page_size"]
+            page = 1
+            seen: set[t.Any] = set()
+            while True:
+                body = {**self.body, "page": page, "limit": limit}
+                records = self.fetch(body, found)
+                requests += 1
+                fresh = [r for r in records if r.get("id") is None or r.get("id") not in seen]
+                if records and not fresh:
+                    msg = (
+                        f"Heymarket answered page {page} of {self.path} with the records of an "
+                        "earlier page: it ignores page, so the list cannot be read past its first"
+                    )
+                    raise HeymarketAPIError(msg)
+                if not records:
+                    break
+                seen.update(r.get("id") for r in records)
+                yield from self.keyed(fresh, f"page {page}", found, context)
+                page += 1
+        self.logger.info("%s sync done: %d requests", self.name.capitalize(), requests)
+        log_findings(self.logger, self.name, None, found)
+
+
+class WalkedStream(_Decoded, OwnBookmark):
+    """A newest-first list walked back by a "before" cursor (``walking``).
+
+    Incremental (``replication_key`` set): a run walks from its start down to its bookmark less
+    ``lookback``, with a STATE after each answer; the state holds the bookmark and, while a
+    walk is under way, the walk (top, floor, boundary), which the next run resumes first.
+    Full-table (``replication_key`` None): every run walks to the end of the list.
+    """
+
+    #: The body's cursor field, and other fields every request sends.
+    cursor_param = "date"
+    fixed_body: t.ClassVar[dict[str, t.Any]] = {}
+    #: The field the cursor compares, a timestamp in every record.
+    walk_key = "updated"
+    own_state_keys = ("walk",)
+    is_sorted = False
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """For a full-table walk: objects deleted in Heymarket are marked deleted."""
+        return self.replication_key is None
+
+    def lookback(self) -> datetime.timedelta:
+        """How far below its bookmark a run reads again (changes to records dated before it)."""
+        return datetime.timedelta(0)
+
+    def request_body(self, request: WalkRequest, context: Context | None) -> dict[str, t.Any]:
+        """The body asking for ``request``."""
+        body = {**self.fixed_body, self.cursor_param: request.cursor, "limit": request.limit}
+        if request.page is not None:
+            body["page"] = request.page
+        return body
+
+    def get_records(self, context: Context | None) -> t.Iterable[Record]:
+        """The records of this run's walks, newest first in each."""
+        state = self.get_context_state(context)
+        bookmark, walks = self.planned_walks(state)
+        found = Findings()
+        stats = WalkStats()
+        _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
+        for walk in walks:
+            self.logger.info(
+                "Syncing %s %s from %s to %s",
+                self.name,
+                self.describe(context),
+                walk.floor or "the beginning",
+                walk.top,
+            )
+            try:
+                yield from self._walk(walk, bookmark, found, context)
+            except PagingError as exc:
+                # Every STATE so far is backed by answers that passed their checks.
+                raise HeymarketAPIError(str(exc)) from None
+            if self.replication_key is not None:
+                bookmark = walk.top
+                self.save_state(
+                    {"replication_key": self.replication_key, "replication_key_value": bookmark},
+                    context,
+                )
+            _add_stats(stats, walk.stats)
+        self.logger.info(
+            "%s sync done%s: %d requests, %d read, %d re-reads skipped, "
+            "%d ties read with a raised limit, %d tie pages",
+            self.name.capitalize(),
+            self.describe(context),
+            stats.requests,
+            stats.records_read,
+            stats.reread,
+            stats.limit_raised,
+            stats.tie_pages,
+        )
+        log_findings(self.logger, self.name, self.walk_key, found)
+
+    def describe(self, context: Context | None) -> str:
+        """The partition, for log lines ("" without one)."""
+        return "" if not context else " (" + ", ".join(f"{k} {v}" for k, v in context.items()) + ")"
+
+    def planned_walks(self, state: dict[str, t.Any]) -> tuple[str | None, list[BackwardWalk]]:
+        """The bookmark, and the walks this run makes: an interrupted one first, if any.
+
+        A bookmark or walk in the state that is not what this stream wrote ends the sync
+        before any request: every rerun would fail on it the same way.
+        """
+        limit = self.config["page_size"]
+        if self.replication_key is None:
+            return None, [
+                BackwardWalk(top=self.signpost, floor=None, limit=limit, key=self.walk_key)
+            ]
+        bookmark = self._state_timestamp(state.get("replication_key_value"), "bookmark")
+        start_date = self.config.get("start_date")
+        since = normalize_timestamp(start_date) if start_date else None
+        walks = []
+        reached = bookmark
+        saved = state.get("walk")
+        if saved is not None:
+            if not isinstance(saved, dict):
+                self._bad_state("walk", "is not an object")
+            top = self._state_timestamp(saved.get("top"), "walk top")
+            boundary = self._state_timestamp(saved.get("boundary"), "walk boundary")
+            floor = self._state_timestamp(saved.get("floor"), "walk floor")
+            if top is None or boundary is None:
+                self._bad_state("walk", "lacks its top or boundary")
+            walks.append(
+                BackwardWalk(top=top, floor=floor, limit=limit, key=self.walk_key, start=boundary)
+            )
+            reached = top
+        floor = _earlier(reached, self.lookback()) if reached else None
+        if since and (floor is None or since > floor):
+            floor = since
+        walks.append(BackwardWalk(top=self.signpost, floor=floor, limit=limit, key=self.walk_key))
+        return bookmark, walks
+
+    def _state_timestamp(self, value: t.Any, what: str) -> str | None:
+        """A fixed-width timestamp from the state, or the sync fails naming what is wrong."""
+        if value is None:
+            return None
+        try:
+            stamp = normalize_timestamp(value)
+        except ValueError as exc:
+            self._bad_state(what, str(exc))
+        latest = fixed_width(utc_now() + datetime.timedelta(hours=1))
+        if stamp is not None and stamp > latest:
+            self._bad_state(what, f"{value!r} is in the future")
+        return stamp
+
+    def _bad_state(self, what: str, problem: str) -> t.NoReturn:
+        msg = f"state: the {self.name} {what} {problem}; fix or clear the state"
+        raise HeymarketAPIError(msg)
+
+    def _walk(
+        self,
+        walk: BackwardWalk,
+        bookmark: str | None,
+        found: Findings,
+        context: Context | None,
+    ) -> t.Iterator[Record]:
+        """The walk's new records; for an incremental stream, a STATE after each answer."""
+        while not walk.finished:
+            request = walk.request()
+            answer = self.fetch(self.request_body(request, context), found)
+            for record in self.keyed(walk.advance(request, answer), str(request), found, context):
+                if record.get(self.walk_key) is None:
+                    found.undated.append(record["id"])
+                yield record
+            if self.replication_key is None:
+                continue
+            walk_state = {"top": walk.top, "floor": walk.floor, "boundary": walk.resume_point}
+            values: dict[str, t.Any] = {"walk": walk_state}
+            if bookmark is not None:
+                values.update(replication_key=self.replication_key, replication_key_value=bookmark)
+            self.save_state(values, context)
+
+
+def _earlier(timestamp: str, delta: datetime.timedelta) -> str:
+    instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(
+        tzinfo=datetime.timezone.utc
+    )
+    return fixed_width(instant - delta)
+
+
+def _add_stats(total: WalkStats, more: WalkStats) -> None:
+    for name, value in vars(more).items():
+        setattr(total, name, getattr(total, name) + value)
