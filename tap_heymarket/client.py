@@ -27,6 +27,7 @@ from singer_sdk.streams import Stream
 from tap_heymarket import __version__
 from tap_heymarket.auth import CredentialsError, HeymarketJWTAuthenticator, authenticator_for
 from tap_heymarket.fetching import MovingAverage
+from tap_heymarket.progress import Progress
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -116,6 +117,25 @@ def _certificate_refusal(exc: BaseException) -> str | None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return cause.verify_message or "certificate verify failed"
         cause = cause.__cause__ or cause.__context__
+    return None
+
+
+_Answer = t.TypeVar("_Answer")
+
+
+def _decode_count(content: bytes) -> int | None:
+    """A count endpoint's answer: a number, or a number in a JSON string (as documented)."""
+    try:
+        value = msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        found = value.get("count")
+        return found if isinstance(found, int) and not isinstance(found, bool) else None
     return None
 
 
@@ -272,6 +292,23 @@ class HeymarketStream(Stream):
         return pacer
 
     @cached_property
+    def progress(self) -> Progress:
+        """The stream's sync so far, logged at a steady interval."""
+        return Progress(self.logger, self.name)
+
+    def count(self, path: str, body: dict[str, t.Any]) -> int | None:
+        """What a count endpoint says there is, for progress lines; None if it gives no number.
+
+        Only an estimate is at stake, so a count that fails is not retried or reported.
+        """
+        try:
+            # Never None from the decoder: an answer without a number is not worth a retry.
+            (counted,) = self.post_json(body, lambda content: (_decode_count(content),), path)
+        except HeymarketAPIError:
+            return None
+        return counted
+
+    @cached_property
     def trusted_cas(self) -> tuple[str, str] | None:
         """The CA bundle verifying Heymarket's certificate and what named it; None for certifi's."""
         return ca_bundle(self.config, os.environ)
@@ -337,11 +374,13 @@ class HeymarketStream(Stream):
     def post_json(
         self,
         body: dict[str, t.Any],
-        decode: t.Callable[[bytes], list[dict[str, t.Any]] | None] = decode_json_array,
-    ) -> list[dict[str, t.Any]]:
-        """POST ``body`` to the stream's path and return the JSON array it answers with.
+        decode: t.Callable[[bytes], _Answer | None] = decode_json_array,  # type: ignore[assignment]
+        path: str | None = None,
+    ) -> _Answer:
+        """POST ``body`` to the stream's path (or ``path``) and return what it answers with.
 
-        ``decode`` turns the response's bytes into that array, or None if they are not one.
+        ``decode`` turns the response's bytes into the answer (a JSON array of objects by
+        default), or None if they are not what was expected.
 
         Retries what may pass (429, 5xx, cut connections, timeouts, a 200 that is not a JSON
         array) with exponential backoff and jitter, honouring ``Retry-After``, each attempt with
@@ -352,7 +391,7 @@ class HeymarketStream(Stream):
         encoded = msgspec.json.encode(body)
         for attempt in range(max_retries + 1):
             try:
-                return self._attempt(encoded, body, decode)
+                return self._attempt(encoded, body, decode, path or self.path)
             except _RetryableError as exc:
                 if attempt == max_retries:
                     msg = f"Heymarket kept failing after {max_retries + 1} attempts; last: {exc}"
@@ -372,11 +411,13 @@ class HeymarketStream(Stream):
         self,
         encoded: bytes,
         body: dict[str, t.Any],
-        decode: t.Callable[[bytes], list[dict[str, t.Any]] | None],
-    ) -> list[dict[str, t.Any]]:
+        decode: t.Callable[[bytes], _Answer | None],
+        path: str,
+    ) -> _Answer:
         self.pacer.wait()
+        self.progress.request_sent()
         data = None if self.http_method == "GET" else encoded
-        request = requests.Request(self.http_method, self.url_base + self.path, data=data)
+        request = requests.Request(self.http_method, self.url_base + path, data=data)
         sent = time.monotonic()
         try:
             with self._session() as session:

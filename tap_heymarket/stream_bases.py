@@ -146,10 +146,10 @@ class ListStream(_Decoded, OwnBookmark):
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
         """Every record of the list; paged lists end on an empty page."""
         found = Findings()
-        requests = 0
         if not self.paged:
-            requests = 1
-            yield from self.keyed(self.fetch(self.body, found), self.path, found, context)
+            records = list(self.keyed(self.fetch(self.body, found), self.path, found, context))
+            yield from records
+            self.progress.records_written(len(records))
         else:
             limit = self.config["page_size"]
             page = 1
@@ -157,7 +157,6 @@ class ListStream(_Decoded, OwnBookmark):
             while True:
                 body = {**self.body, "page": page, "limit": limit}
                 records = self.fetch(body, found)
-                requests += 1
                 fresh = [r for r in records if r.get("id") is None or r.get("id") not in seen]
                 if records and not fresh:
                     msg = (
@@ -168,9 +167,18 @@ class ListStream(_Decoded, OwnBookmark):
                 if not records:
                     break
                 seen.update(r.get("id") for r in records)
-                yield from self.keyed(fresh, f"page {page}", found, context)
+                keyed = list(self.keyed(fresh, f"page {page}", found, context))
+                yield from keyed
+                self.progress.records_written(len(keyed))
                 page += 1
-        self.logger.info("%s sync done: %d requests", self.name.capitalize(), requests)
+        self.logger.info(
+            "%s sync done in %.0f s: %d %s, %d requests",
+            self.name.capitalize(),
+            self.progress.elapsed,
+            self.progress.records,
+            self.name,
+            self.progress.requests,
+        )
         log_findings(self.logger, self.name, None, found)
 
 
@@ -188,6 +196,8 @@ class WalkedStream(_Decoded, OwnBookmark):
     fixed_body: t.ClassVar[dict[str, t.Any]] = {}
     #: The field the cursor compares, a timestamp in every record.
     walk_key = "updated"
+    #: Heymarket's count of the records before a cursor, for the progress lines' share done.
+    count_path: str | None = None
     own_state_keys = ("walk",)
     is_sorted = False
 
@@ -214,6 +224,10 @@ class WalkedStream(_Decoded, OwnBookmark):
         found = Findings()
         stats = WalkStats()
         _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
+        first = walks[0]
+        if self.count_path and first.floor is None and first.boundary == first.top:
+            body = {**self.fixed_body, self.cursor_param: first.request().cursor}
+            self.progress.total = self.count(self.count_path, body)
         for walk in walks:
             self.logger.info(
                 "Syncing %s %s from %s to %s",
@@ -235,10 +249,13 @@ class WalkedStream(_Decoded, OwnBookmark):
                 )
             _add_stats(stats, walk.stats)
         self.logger.info(
-            "%s sync done%s: %d requests, %d read, %d re-reads skipped, "
+            "%s sync done%s in %.0f s: %d %s, %d requests, %d read, %d re-reads skipped, "
             "%d ties read with a raised limit, %d tie pages",
             self.name.capitalize(),
             self.describe(context),
+            self.progress.elapsed,
+            self.progress.records,
+            self.name,
             stats.requests,
             stats.records_read,
             stats.reread,
@@ -314,10 +331,13 @@ class WalkedStream(_Decoded, OwnBookmark):
         while not walk.finished:
             request = walk.request()
             answer = self.fetch(self.request_body(request, context), found)
+            written = 0
             for record in self.keyed(walk.advance(request, answer), str(request), found, context):
                 if record.get(self.walk_key) is None:
                     found.undated.append(record["id"])
+                written += 1
                 yield record
+            self.progress.records_written(written)
             if self.replication_key is None:
                 continue
             walk_state = {"top": walk.top, "floor": walk.floor, "boundary": walk.resume_point}

@@ -199,10 +199,7 @@ class TapHeymarket(Tap):
 
     def discover_streams(self) -> list[Stream]:
         """The tap's streams."""
-        return [
-            stream(tap=self)
-            for stream in (ContactsStream, MessagesStream)
-        ]
+        return [stream(tap=self) for stream in (ContactsStream, MessagesStream)]
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
