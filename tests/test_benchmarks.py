@@ -33,9 +33,29 @@ def test_quick_benchmark_prints_every_case_with_its_ratio_to_the_floor():
         "| Latency-bound",
         "| Rate-bound",
         "| Memory",
+        "| Messages, rate-bound",
+        "| Messages, memory",
     ]
     assert all(re.search(r"\*\*[-+]?[\d.]+(x|%)\*\*", row) for row in rows[1:]), rows
     latency_floor, latency_tap = rows[4], rows[5]
     assert "at most 1 at once" in latency_floor
     in_flight = int(re.search(r"at most (\d+) at once", latency_tap)[1])
     assert in_flight > 1, "a latency-bound sync keeps several requests in flight"
+    messages_rate, messages_memory = rows[-2], rows[-1]
+    assert re.search(r"\*\*\d+\*\* x 429", messages_rate), messages_rate
+    assert messages_memory.count(" MB at ") == 3, messages_memory
+
+
+def test_cases_can_be_run_alone():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--cases", "messages-memory"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| Messages")]
+    assert len(rows) == 1 and "MB at" in rows[0]
