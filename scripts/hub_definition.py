@@ -44,11 +44,7 @@ KIND_OF_TYPE = {
 AUTH_GROUPS = [["api_secret_id", "api_secret_key"], ["api_key"]]
 
 #: Capabilities the SDK reports in ``--about`` that this tap does not honour, and why.
-NOT_HONOURED = {
-    # The SDK writes ACTIVATE_VERSION only for FULL_TABLE streams; every stream here is
-    # INCREMENTAL, so no sync emits one (tests/test_hub_definition.py runs one to check).
-    "activate-version": "no stream is full-table, so no sync emits ACTIVATE_VERSION",
-}
+NOT_HONOURED: dict[str, str] = {}
 #: Capabilities the tap honours that the SDK does not report.
 ALSO_HONOURED = {
     # `tap-heymarket --test` syncs one record per stream (the SDK's connection test).

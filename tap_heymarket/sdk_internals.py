@@ -30,6 +30,11 @@ mark the state "not resumable" and promote the newest record at the end), and ``
 replaces the stream's bookmark and writes it with ``Stream._write_state_message`` after each
 answer. ``DirectRecordOutput``, the record fast path above, is shared by both.
 
+``FullPass``: sets ``Stream._stream_version`` (the version RECORD messages carry) itself and sends
+ACTIVATE_VERSION with ``Stream._write_activate_version_message`` after a complete pass rather
+than before it (the SDK's only public switch, ``emit_activate_version_messages``, sends it
+first, which marks every row deleted until it is read again).
+
 Elsewhere:
 
 - ``ContactsStream.get_records`` calls ``Stream._write_state_message`` when Heymarket gives up,
@@ -49,6 +54,7 @@ Elsewhere:
 from __future__ import annotations
 
 import datetime
+import time
 import typing as t
 from functools import cached_property
 
@@ -136,6 +142,33 @@ class DirectRecordOutput(Stream):
         self.state_manager.is_flushed = False
 
 
+class FullPass(DirectRecordOutput):
+    """A stream that can read everything there is, and then tell the target what is gone.
+
+    ``begin_full_pass`` gives the records written from then on a table version;
+    ``end_full_pass``, called only once every record has been read, sends ACTIVATE_VERSION:
+    a target then marks deleted (target-postgres: ``_sdc_deleted_at``) every row without that
+    version. The SDK sends it before the records instead, so a run that failed midway would
+    leave every row not yet read again marked deleted until the next one; at the end, a failed
+    run marks nothing.
+    """
+
+    def begin_full_pass(self) -> None:
+        """Records written from now on carry this pass's version (``Stream._stream_version``)."""
+        self._stream_version = int(time.time() * 1000)
+
+    def end_full_pass(self) -> None:
+        """Every record was read: rows without this pass's version are gone from Heymarket."""
+        version = self._stream_version
+        if version is not None:
+            self._write_activate_version_message(version)
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """False: the SDK's message, sent before any record, is replaced by ``end_full_pass``."""
+        return False
+
+
 class OwnBookmark(DirectRecordOutput):
     """A stream that keeps its own resumable state, written with ``save_state``.
 
@@ -161,7 +194,10 @@ class OwnBookmark(DirectRecordOutput):
             state.pop(key, None)
         state.update(values)
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        if not self.get_batch_config(self.config):
+            # In batch mode the SDK writes STATE after each BATCH message, once the records
+            # this state covers are in a batch file the target was told of.
+            self._write_state_message()
 
     #: The stream's keys in its state besides the SDK's two.
     own_state_keys: tuple[str, ...] = ()
@@ -212,6 +248,9 @@ class SortedStreamFastPath(DirectRecordOutput):
             key = t.cast("str", self.replication_key)
             if record[key] > self.bookmark_limit:
                 record = {**record, key: self.bookmark_limit}
+            current = self.get_context_state(context).get("replication_key_value")
+            if current is not None and record[key] < current:
+                return  # a full pass from before the bookmark: it stays until passed
             super()._increment_stream_state(record, context=context)
 
     @override

@@ -9,8 +9,9 @@
   end of the list every run.
 - ``ListStream``: a list read whole every run (inboxes, team members, surveys, custom fields).
 
-Full-table streams emit ACTIVATE_VERSION, so a target that supports it (target-postgres) marks
-the rows of objects deleted in Heymarket as deleted.
+Full-table streams send ACTIVATE_VERSION after a complete pass (``sdk_internals.FullPass``), so
+a target that supports it (target-postgres) marks the rows of objects deleted in Heymarket as
+deleted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tap_heymarket.normalize import (
     normalize_timestamp,
 )
 from tap_heymarket.pagination import PagingError
-from tap_heymarket.sdk_internals import OwnBookmark, fixed_width, utc_now
+from tap_heymarket.sdk_internals import FullPass, OwnBookmark, fixed_width, utc_now
 from tap_heymarket.walking import BackwardWalk, WalkRequest, WalkStats
 
 if t.TYPE_CHECKING:
@@ -126,17 +127,15 @@ class _Decoded(HeymarketStream):
             yield self.finish_record(record, context)
 
 
-class ListStream(_Decoded, OwnBookmark):
-    """A list Heymarket gives whole (or page by page, ``paged``), synced in full every run."""
+class ListStream(_Decoded, FullPass, OwnBookmark):
+    """A list Heymarket gives whole (or page by page, ``paged``), synced in full every run.
+
+    Rows of objects deleted in Heymarket are marked deleted (``FullPass``).
+    """
 
     replication_key = None
     #: Pages numbered from 1 with ``limit`` (surveys); else one request gives the whole list.
     paged = False
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """Always: objects deleted in Heymarket must be marked deleted in the warehouse."""
-        return True
 
     @property
     def body(self) -> dict[str, t.Any]:
@@ -146,6 +145,7 @@ class ListStream(_Decoded, OwnBookmark):
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
         """Every record of the list; paged lists end on an empty page."""
         found = Findings()
+        self.begin_full_pass()
         if not self.paged:
             records = list(self.keyed(self.fetch(self.body, found), self.path, found, context))
             yield from records
@@ -171,6 +171,7 @@ class ListStream(_Decoded, OwnBookmark):
                 yield from keyed
                 self.progress.records_written(len(keyed))
                 page += 1
+        self.end_full_pass()
         self.logger.info(
             "%s sync done in %.0f s: %d %s, %d requests",
             self.name.capitalize(),
@@ -182,7 +183,7 @@ class ListStream(_Decoded, OwnBookmark):
         log_findings(self.logger, self.name, None, found)
 
 
-class WalkedStream(_Decoded, OwnBookmark):
+class WalkedStream(_Decoded, FullPass, OwnBookmark):
     """A newest-first list walked back by a "before" cursor (``walking``).
 
     Incremental (``replication_key`` set): a run walks from its start down to its bookmark less
@@ -200,11 +201,6 @@ class WalkedStream(_Decoded, OwnBookmark):
     count_path: str | None = None
     own_state_keys = ("walk",)
     is_sorted = False
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """For a full-table walk: objects deleted in Heymarket are marked deleted."""
-        return self.replication_key is None
 
     def lookback(self) -> datetime.timedelta:
         """How far below its bookmark a run reads again (changes to records dated before it)."""
@@ -224,6 +220,9 @@ class WalkedStream(_Decoded, OwnBookmark):
         found = Findings()
         stats = WalkStats()
         _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
+        full = self.replication_key is None
+        if full:
+            self.begin_full_pass()
         first = walks[0]
         if self.count_path and first.floor is None and first.boundary == first.top:
             body = {**self.fixed_body, self.cursor_param: first.request().cursor}
@@ -248,6 +247,8 @@ class WalkedStream(_Decoded, OwnBookmark):
                     context,
                 )
             _add_stats(stats, walk.stats)
+        if full:
+            self.end_full_pass()
         self.logger.info(
             "%s sync done%s in %.0f s: %d %s, %d requests, %d read, %d re-reads skipped, "
             "%d ties read with a raised limit, %d tie pages",

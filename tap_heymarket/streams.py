@@ -30,7 +30,7 @@ from tap_heymarket.normalize import (
     normalize_timestamp,
 )
 from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
-from tap_heymarket.sdk_internals import SortedStreamFastPath, fixed_width
+from tap_heymarket.sdk_internals import FullPass, SortedStreamFastPath, fixed_width
 from tap_heymarket.stream_bases import Findings, ListStream, WalkedStream, log_findings
 
 if t.TYPE_CHECKING:
@@ -50,8 +50,13 @@ STATE_EVERY_PAGES = 5
 _CLOCK_SKEW = datetime.timedelta(minutes=1)
 
 
-class ContactsStream(SortedStreamFastPath, HeymarketStream):
-    """Contacts, incrementally by ``updated``, from ``POST /v2/contacts/list``."""
+class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
+    """Contacts, incrementally by ``updated``, from ``POST /v2/contacts/list``.
+
+    With ``contacts_deletion_sweep``, a run reads every contact whatever the bookmark (which
+    stays until passed) and then has the target mark the rows of contacts it did not read as
+    deleted: Heymarket's list never shows deleted contacts.
+    """
 
     name = "contacts"
     path = "/v2/contacts/list"
@@ -82,15 +87,18 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         """A bookmark wins over ``start_date``: it only applies to a first sync."""
         return value
 
-    def sync_start(self, context: Context | None) -> str | None:
+    def sync_start(self, context: Context | None, *, ignore_bookmark: bool = False) -> str | None:
         """Fixed-width timestamp to sync from: the bookmark, else ``start_date``, else None.
+
+        A deletion sweep (``ignore_bookmark``) reads from ``start_date``: every contact the
+        warehouse holds was updated since then.
 
         A bookmark that is not a date-time, or is in the future, ends the sync before any
         request: every rerun would fail on it the same way, or skip without a word every contact
         changed until then. An hour's grace allows for Heymarket's clock, which wrote it,
         running ahead of this machine's.
         """
-        bookmark = self.get_starting_replication_key_value(context)
+        bookmark = None if ignore_bookmark else self.get_starting_replication_key_value(context)
         if not bookmark:
             start_date = self.config.get("start_date")
             return normalize_timestamp(start_date) if start_date else None
@@ -113,7 +121,13 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
         contact (see ``pagination``), the sync fails without a STATE past what was emitted;
         when it fails to answer, after a STATE for what was emitted (all of it in order).
         """
-        since = self.sync_start(context)
+        sweep = bool(self.config.get("contacts_deletion_sweep"))
+        since = self.sync_start(context, ignore_bookmark=sweep)
+        if sweep:
+            self.logger.info(
+                "Deletion sweep: reading every contact; those not read are marked deleted"
+            )
+            self.begin_full_pass()
         paginator = ContactsPaginator(
             page_size=self.config["page_size"], since=since, signpost=self.signpost
         )
@@ -142,6 +156,8 @@ class ContactsStream(SortedStreamFastPath, HeymarketStream):
             # then resumes here instead of up to a few pages back.
             self._write_state_message()
             raise
+        if sweep:
+            self.end_full_pass()
         self._log_summary(paginator, found, pages.unused)
 
     def _fetch(self, request: PageRequest) -> Answer:

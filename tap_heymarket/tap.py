@@ -149,6 +149,16 @@ class TapHeymarket(Tap):
             "about an hour's messages / 100 requests per run.",
         ),
         th.Property(
+            "contacts_deletion_sweep",
+            th.BooleanType,
+            default=False,
+            title="Contacts deletion sweep",
+            description="Read every contact, whatever the bookmark, then have the target mark "
+            "the rows of contacts deleted in Heymarket as deleted (ACTIVATE_VERSION; "
+            "target-postgres sets _sdc_deleted_at). For a separate, less frequent job: a sweep "
+            "costs contacts / page_size requests.",
+        ),
+        th.Property(
             "max_requests_per_minute",
             th.IntegerType,
             default=DEFAULT_MAX_REQUESTS_PER_MINUTE,

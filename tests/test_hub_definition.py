@@ -55,8 +55,7 @@ def hub() -> dict:
 
 def meltano_yml_tap() -> dict:
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
-    [tap] = project["plugins"]["extractors"]
-    return tap
+    return next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-heymarket")
 
 
 def test_hub_file_is_what_the_script_generates_from_about_now():
@@ -124,10 +123,10 @@ def test_auth_groups_are_meltano_ymls_and_each_group_alone_signs_in():
             assert run.returncode == 0 and len(run.records) == 1, (group, run.stderr[-2000:])
 
 
-def test_capabilities_are_the_sdks_less_activate_version_plus_test_and_meltano_yml_agrees():
+def test_capabilities_are_the_sdks_plus_test_and_meltano_yml_agrees():
     about = hub_definition.tap_about()
     listed = set(hub()["capabilities"])
-    assert listed == (set(about["capabilities"]) - {"activate-version"}) | {"test"}
+    assert listed == set(about["capabilities"]) | {"test"}
     # meltano.yml lists what --about reports (tests/test_meltano_yml.py), so all but `test`,
     # which Meltano never reads: `meltano config test` runs a sync whatever is declared.
     assert set(meltano_yml_tap()["capabilities"]) == listed - {"test"}
@@ -166,11 +165,11 @@ def test_the_listed_batch_capability_writes_every_record_in_batch_files(
     assert "batch" in hub()["capabilities"]
 
 
-def test_activate_version_is_left_out_because_no_sync_emits_one_even_when_asked(
+def test_the_listed_activate_version_capability_is_sent_after_a_deletion_sweep(
     fake: FakeHeymarket,
 ):
-    run = run_tap(tap_config(fake, emit_activate_version_messages=True))
+    run = run_tap(tap_config(fake, contacts_deletion_sweep=True))
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.records
-    assert "ACTIVATE_VERSION" not in {message["type"] for message in run.messages}
-    assert "activate-version" not in hub()["capabilities"]
+    kinds = [m["type"] for m in run.messages if m.get("stream") == "contacts"]
+    assert kinds.count("ACTIVATE_VERSION") == 1 and kinds[-1] == "ACTIVATE_VERSION"
+    assert "activate-version" in hub()["capabilities"]
