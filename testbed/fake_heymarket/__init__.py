@@ -7,17 +7,24 @@ connections, hangs, truncated JSON) and data that changes between requests. Wher
 behaviour is unknown, or misbehaves in ways a client must catch, it is a knob (``knobs.py``).
 
 One module per concern: ``wire`` (Go's time and JSON formats), ``generator`` (contacts and
-messages), ``store`` (the contacts), ``messages`` (the messages), ``auth``, ``limits``,
+messages), ``store`` (the contacts), ``messages`` (the messages), ``account`` (inboxes, the
+team, tags, templates, surveys, custom fields and conversations), ``auth``, ``limits``,
 ``faults``, ``knobs``, ``api`` and ``admin`` (the endpoints, one handler each in a routing table),
 ``server`` (HTTP) and ``fake`` (``FakeHeymarket``). Run it alone with
 ``python -m testbed.fake_heymarket``.
 """
 
 from testbed.fake_heymarket.api import (
+    CONVERSATIONS_PATH,
+    CUSTOM_FIELDS_PATH,
     INBOXES_PATH,
     LIST_PATH,
     MESSAGES_COUNT_PATH,
     MESSAGES_PATH,
+    SURVEYS_PATH,
+    TAGS_PATH,
+    TEAM_PATH,
+    TEMPLATES_PATH,
 )
 from testbed.fake_heymarket.auth import IAT_SKEW, TOKEN_LIFETIME, make_jwt
 from testbed.fake_heymarket.fake import FakeHeymarket
@@ -26,6 +33,8 @@ from testbed.fake_heymarket.knobs import MESSAGES_PAGES, ORDERS, TIE_ORDERS, Kno
 from testbed.fake_heymarket.wire import format_go_time, parse_time
 
 __all__ = [
+    "CONVERSATIONS_PATH",
+    "CUSTOM_FIELDS_PATH",
     "FAULT_KINDS",
     "IAT_SKEW",
     "INBOXES_PATH",
@@ -34,6 +43,10 @@ __all__ = [
     "MESSAGES_PAGES",
     "MESSAGES_PATH",
     "ORDERS",
+    "SURVEYS_PATH",
+    "TAGS_PATH",
+    "TEAM_PATH",
+    "TEMPLATES_PATH",
     "TIE_ORDERS",
     "TOKEN_LIFETIME",
     "FakeHeymarket",

@@ -28,6 +28,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=0)
     parser.add_argument("--broadcasts", type=int, default=0)
     parser.add_argument("--broadcast-size", type=int, default=0)
+    parser.add_argument("--conversations", type=int, default=None)
+    parser.add_argument("--tags", type=int, default=40)
+    parser.add_argument("--templates", type=int, default=35)
+    parser.add_argument("--surveys", type=int, default=12)
+    parser.add_argument("--custom-fields", type=int, default=6)
+    parser.add_argument("--list-tie-size", type=int, default=0)
     parser.add_argument("--secret-id", default="fake-secret-id")
     parser.add_argument("--secret-key", default="fake-secret-key")
     parser.add_argument("--api-key", default=None)
@@ -49,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         messages=args.messages,
         broadcasts=args.broadcasts,
         broadcast_size=args.broadcast_size,
+        conversations=args.conversations,
+        tags=args.tags,
+        templates=args.templates,
+        surveys=args.surveys,
+        custom_fields=args.custom_fields,
+        list_tie_size=args.list_tie_size,
         port=args.port,
         knobs=knobs,
     )

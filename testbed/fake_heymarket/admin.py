@@ -68,6 +68,33 @@ def _raw_message(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
     return {"messages": fake.message_count()}
 
 
+def _account_list(name: str) -> Callable[[FakeHeymarket, dict[str, Any]], Any]:
+    return lambda fake, body: getattr(fake, name)()
+
+
+def _create_tag(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return fake.create_tag(**body.get("fields", {}))
+
+
+def _delete_tag(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    fake.delete_tag(body["id"])
+    return {"deleted": body["id"]}
+
+
+def _change_conversation(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    return fake.change_conversation(body["id"], **body.get("fields", {}))
+
+
+def _delete_inbox(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    fake.delete_inbox(body["id"])
+    return {"deleted": body["id"]}
+
+
+def _remove_member(fake: FakeHeymarket, body: dict[str, Any]) -> dict[str, Any]:
+    fake.remove_member_from_inbox(body["user_id"], body["inbox_id"])
+    return {"inbox_id": body["inbox_id"], "removed": body["user_id"]}
+
+
 ADMIN_ROUTES: dict[tuple[str, str], Callable[[FakeHeymarket, dict[str, Any]], Any]] = {
     ("GET", "/_admin/contacts"): _contacts,
     ("GET", "/_admin/stats"): _stats,
@@ -81,4 +108,16 @@ ADMIN_ROUTES: dict[tuple[str, str], Callable[[FakeHeymarket, dict[str, Any]], An
     ("POST", "/_admin/messages/broadcast"): _broadcast,
     ("POST", "/_admin/messages/change"): _change_message,
     ("POST", "/_admin/messages/raw"): _raw_message,
+    ("GET", "/_admin/inboxes"): _account_list("inboxes"),
+    ("GET", "/_admin/team"): _account_list("team"),
+    ("GET", "/_admin/tags"): _account_list("tags"),
+    ("GET", "/_admin/templates"): _account_list("templates"),
+    ("GET", "/_admin/surveys"): _account_list("surveys"),
+    ("GET", "/_admin/custom-fields"): _account_list("custom_fields"),
+    ("GET", "/_admin/conversations"): _account_list("conversations"),
+    ("POST", "/_admin/tags/create"): _create_tag,
+    ("POST", "/_admin/tags/delete"): _delete_tag,
+    ("POST", "/_admin/conversations/change"): _change_conversation,
+    ("POST", "/_admin/inboxes/delete"): _delete_inbox,
+    ("POST", "/_admin/inboxes/remove-member"): _remove_member,
 }

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from testbed.fake_heymarket.account import AccountStore
 from testbed.fake_heymarket.faults import FaultQueue
 from testbed.fake_heymarket.knobs import Knobs
 from testbed.fake_heymarket.limits import RateLimiter
@@ -61,6 +62,12 @@ class FakeHeymarket:
         messages: int = 0,
         broadcasts: int = 0,
         broadcast_size: int = 0,
+        conversations: int | None = None,
+        tags: int = 40,
+        templates: int = 35,
+        surveys: int = 12,
+        custom_fields: int = 6,
+        list_tie_size: int = 0,
         port: int = 0,
         knobs: Knobs | None = None,
     ) -> None:
@@ -70,6 +77,13 @@ class FakeHeymarket:
         (dated from ``start`` to shortly before today began, UTC), ``broadcasts`` are broadcasts
         of ``broadcast_size`` messages sharing one ``broadcast_id`` and, for the first, third and
         so on, one ``date`` to the µs; the others are sent over one second (fractions differ).
+
+        The messages' ``conversations`` (default one per ten messages, at least one) are those
+        ``POST /v1/conversations`` lists; the account also has ``tags``, ``templates``,
+        ``surveys`` and ``custom_fields`` (the first 12 tags are those contacts carry, the first
+        6 custom fields the keys of contacts' ``custom``). ``list_tie_size`` tags, templates and
+        conversations (closed ones of inbox 1201) share one ``updated``, so that a tie can be
+        larger than a page.
         """
         self.secret_id = secret_id
         self.secret_key = secret_key
@@ -87,6 +101,17 @@ class FakeHeymarket:
             start=start,
             broadcasts=broadcasts,
             broadcast_size=broadcast_size,
+            conversations=conversations,
+            conversation_tie_size=list_tie_size,
+        )
+        self.account = AccountStore(
+            seed=seed,
+            messages=self.message_store,
+            tags=tags,
+            templates=templates,
+            surveys=surveys,
+            custom_fields=custom_fields,
+            list_tie_size=list_tie_size,
         )
         self.faults = FaultQueue(random.Random(seed + 1))
         self.limiter = RateLimiter()
@@ -240,3 +265,56 @@ class FakeHeymarket:
         ``updated_at`` order when it parses, else ``date`` does.
         """
         self.message_store.add_raw_json(text)
+
+    # ---- the rest of the account
+
+    def inboxes(self) -> list[dict[str, Any]]:
+        """Every inbox, as stored (``invited`` a boolean whatever ``inbox_invited`` says)."""
+        return self.account.inbox_list()
+
+    def team(self) -> dict[str, Any]:
+        """The team object, as ``GET /v1/team`` serves it."""
+        return self.account.team()
+
+    def tags(self) -> list[dict[str, Any]]:
+        """Every tag, sorted by ``(updated, id)``."""
+        return self.account.tags()
+
+    def templates(self) -> list[dict[str, Any]]:
+        """Every template (archived ones too), sorted by ``(updated, id)``."""
+        return self.account.templates()
+
+    def surveys(self) -> list[dict[str, Any]]:
+        """Every survey, by id, as served."""
+        return self.account.surveys()
+
+    def custom_fields(self) -> list[dict[str, Any]]:
+        """Every custom field, by id (its name under ``name``)."""
+        return self.account.custom_fields()
+
+    def conversations(self) -> list[dict[str, Any]]:
+        """Every conversation (those of removed inboxes too), sorted by ``(updated, id)``."""
+        return self.account.conversations()
+
+    def create_tag(self, **fields: Any) -> dict[str, Any]:
+        """Create a tag: id above all others, rev 1, created = updated = now, then ``fields``."""
+        return self.account.create_tag(fields)
+
+    def delete_tag(self, id: int) -> None:
+        """Delete tag ``id`` (contacts keep the copy they carry); KeyError if unknown."""
+        self.account.delete_tag(id)
+
+    def change_conversation(self, id: int, **fields: Any) -> dict[str, Any]:
+        """Edit a conversation: set ``fields`` (else toggle ``replied``), ``updated`` now unless given.
+
+        Messages created afterwards embed the new version; KeyError if ``id`` is unknown.
+        """
+        return self.account.change_conversation(id, fields)
+
+    def delete_inbox(self, id: int) -> None:
+        """Remove inbox ``id``: unlisted, and asking for its conversations is an unknown inbox."""
+        self.account.delete_inbox(id)
+
+    def remove_member_from_inbox(self, user_id: int, inbox_id: int) -> None:
+        """Take ``user_id`` out of inbox ``inbox_id``'s members (still a team member)."""
+        self.account.remove_member_from_inbox(user_id, inbox_id)

@@ -28,14 +28,87 @@ _LAST = (
 _EMOJI = ("🦄", "🌮", "⭐", "🚀", "👩🏽‍💻", "🇫🇷")
 _DOMAINS = ("gmail.com", "example.com", "acme.io", "yahoo.co.uk", "outlook.com", "empresa.mx")
 TEAM_ID = 4242
-#: The account's inboxes: what ``GET /v1/inboxes`` lists and contacts' ``inbox_id`` points at.
-INBOXES = (
-    {"id": 1201, "name": "Sales", "phone": "15105550100", "team_id": TEAM_ID},
-    {"id": 1202, "name": "Support ☎", "phone": "15105550101", "team_id": TEAM_ID},
-    {"id": 1305, "name": "Marketing", "phone": "14155550199", "team_id": TEAM_ID},
-)
-#: The account's users ``(id, name)``: contacts' creators and assignees, messages' senders.
+#: The account's users ``(id, name)``: the team's members (``GET /v1/team``), contacts' creators
+#: and assignees, messages' senders, conversations' members.
 USERS = ((3101, "Ana Ops"), (3102, "Ben Sales"), (3117, "Chloé Support"), (3150, "李 Wei"))
+#: Each team member's ``role`` in ``GET /v1/team``.
+ROLES = {3101: "admin", 3102: "member", 3117: "member", 3150: "member"}
+
+
+def _widget(name: str, phone: str, position: int) -> dict[str, Any]:
+    return {
+        "background_color": "#ffffff",
+        "button_color": "#2f80ed",
+        "fab_background_color": "#2f80ed",
+        "fab_text_color": "#ffffff",
+        "message": f"Text {name} — we usually reply within minutes.",
+        "name": name,
+        "phone": phone,
+        "position": position,
+        "preview_enabled": position == 1,
+        "title_background_color": "#1b1f3b",
+        "title_text_color": "#ffffff",
+        "tos": "Msg & data rates may apply. Reply STOP to opt out.",
+    }
+
+
+#: The account's inboxes, with every field either inbox page documents (``invited`` as the
+#: narrative page's boolean; the fake can serve it as the generated schema's strings): what
+#: ``GET /v1/inboxes`` lists, contacts' ``inbox_id`` and conversations' ``inbox`` point at.
+#: ``members`` are user ids from :data:`USERS`; a conversation's members are its inbox's.
+INBOXES = (
+    {
+        "allowed_domains": ["acme-dental.example", "www.acme-dental.example"],
+        "auto_assignable": True,
+        "bco_chats": False,
+        "forward_number": "15105550999",
+        "id": 1201,
+        "invited": True,
+        "members": [3102, 3101],
+        "name": "Sales",
+        "op": "update",
+        "phone": "15105550100",
+        "phones": ["15105550100", "15105550110"],
+        "rev": 7,
+        "team": TEAM_ID,
+        "widget_code": "hm-w-1201-3f9a",
+        "widget_settings": _widget("Sales", "15105550100", 1),
+    },
+    {
+        "allowed_domains": [],
+        "auto_assignable": False,
+        "bco_chats": True,
+        "forward_number": None,
+        "id": 1202,
+        "invited": False,
+        "members": [3117, 3101, 3150],
+        "name": "Support ☎",
+        "op": "update",
+        "phone": "15105550101",
+        "phones": ["15105550101"],
+        "rev": 12,
+        "team": TEAM_ID,
+        "widget_code": "",
+        "widget_settings": _widget("Support ☎", "15105550101", 2),
+    },
+    {
+        "allowed_domains": ["acme-dental.example"],
+        "auto_assignable": True,
+        "bco_chats": False,
+        "forward_number": "",
+        "id": 1305,
+        "invited": True,
+        "members": [3150, 3102],
+        "name": "Marketing",
+        "op": "create",
+        "phone": "14155550199",
+        "phones": ["14155550199"],
+        "rev": 1,
+        "team": TEAM_ID,
+        "widget_code": "hm-w-1305-a07c",
+        "widget_settings": _widget("Marketing", "14155550199", 1),
+    },
+)
 _USERS = USERS
 _NOTE_TEXTS = (
     "Called, left voicemail.",
@@ -310,6 +383,8 @@ class MessageGenerator:
         self.texts = [go_json(text) for text in _MESSAGE_TEXTS]
         self.broadcast_texts = [go_json(text) for text in _BROADCAST_TEXTS]
         self.users = [(uid, go_json(name)) for uid, name in USERS]
+        self.user_name = dict(USERS)
+        self.user_json = {uid: (uid, go_json(name)) for uid, name in USERS}
         #: Per conversation: channel, target (JSON), phone, contact name (JSON), members.
         self.meta: list[tuple[str, str, str, str, list[tuple[int, str]]]] = []
         self.conversation_json: list[str] = []
@@ -318,9 +393,18 @@ class MessageGenerator:
         """Return a uniform index below ``n``."""
         return int(self.random() * n)
 
-    def conversations(self, n: int, first_id: int, spans: list[tuple[int, int]]) -> None:
-        """Make the pool: conversation ``i`` holds messages dated ``spans[i]`` (first, last)."""
+    def conversations(
+        self, n: int, first_id: int, spans: list[tuple[int, int]], tie_size: int = 0
+    ) -> None:
+        """Make the pool: conversation ``i`` holds messages dated ``spans[i]`` (first, last).
+
+        Each belongs to one inbox, and its members (and assignee, and creator) are that inbox's.
+        Its ``read`` is when it was last read (Unix seconds): it is unread when ``last_inbound``
+        is later. The first ``tie_size`` are closed conversations of the first inbox sharing one
+        ``updated`` (their latest message's date), a tie larger than a page.
+        """
         r, pick = self.random, self.pick
+        tie_us = max((spans[i][1] for i in range(min(tie_size, n))), default=0)
         for i in range(n):
             first_us, last_us = spans[i]
             fi, li = pick(len(_FIRST)), pick(len(_LAST))
@@ -334,36 +418,45 @@ class MessageGenerator:
                 phone = ""
                 local = ".".join(p for p in (_ascii(_FIRST[fi]), _ascii(_LAST[li])) if p)
                 target = f"{local or 'user'}@{_DOMAINS[pick(len(_DOMAINS))]}"
-            chosen = self.rng.sample(range(len(USERS)), 1 + pick(3))
-            members = [self.users[u] for u in chosen]
+            inbox = INBOXES[0] if i < tie_size else INBOXES[pick(len(INBOXES))]
+            pool = inbox["members"]
+            chosen = self.rng.sample(pool, 1 + pick(len(pool)))
+            members = [self.user_json[uid] for uid in chosen]
             group = channel == "sms" and r() < 0.05
             snooze = UNSET_TIME if r() < 0.9 else format_us(last_us + pick(7 * 86_400_000_000))
             created_us = first_us - pick(30 * 86_400_000_000)
+            updated_us = tie_us if i < tie_size else max(last_us, created_us)
+            last_inbound = 0 if r() < 0.2 else last_us // 1_000_000 - pick(86_400)
+            roll = r()
+            if roll < 0.7:  # read since its last inbound message
+                read = last_inbound + pick(3600) if last_inbound else updated_us // 1_000_000
+            else:  # unread, or never read
+                read = 0 if roll < 0.8 or not last_inbound else last_inbound - 1 - pick(86_400)
             conversation = {
-                "assigned": 0 if r() < 0.4 else members[0][0],
+                "assigned": 0 if r() < 0.4 else chosen[0],
                 "blocked": r() < 0.02,
                 "channel": channel,
                 "created": format_us(created_us),
-                "creator": 0 if r() < 0.5 else members[-1][0],
+                "creator": 0 if r() < 0.5 else chosen[-1],
                 "email_noti": r() < 0.3,
                 "id": first_id + i * 3 + pick(3),
-                "inbox": INBOXES[pick(len(INBOXES))]["id"],
-                "last_inbound": 0 if r() < 0.2 else last_us // 1_000_000 - pick(86_400),
+                "inbox": inbox["id"],
+                "last_inbound": last_inbound,
                 "local_id": "" if r() < 0.8 else f"{self.rng.getrandbits(64):016x}",
-                "members": [{"id": USERS[u][0], "name": USERS[u][1]} for u in chosen],
+                "members": [{"id": uid, "name": self.user_name[uid]} for uid in chosen],
                 "muted": r() < 0.05,
                 "name": name,
                 "noreply": "" if r() < 0.95 else "no-reply@heymarket.com",
                 "op": "create" if r() < 0.2 else "update",
-                "read": pick(50),
+                "read": read,
                 "replied": r() < 0.7,
                 "snooze_till": snooze,
-                "status": "open" if r() < 0.3 else "closed",
+                "status": "closed" if i < tie_size or r() >= 0.3 else "open",
                 "super": 0,
                 "support": r() < 0.1,
                 "target": target if not group else f"{target},{phone[:-1]}9",
                 "type": "group" if group else "individual",
-                "updated": format_us(max(last_us, created_us)),
+                "updated": format_us(updated_us),
             }
             self.meta.append(
                 (channel, go_json(conversation["target"]), phone, go_json(name), members)

@@ -66,18 +66,23 @@ class Knobs:
     date_exclusive: bool = _knob(False, "date keeps contacts updated after it, not at it")
     date_precision: str = _knob(
         "full",
-        "compare a contacts date to updated, or a messages cursor to date, in full or in whole"
-        " seconds",
+        "compare a contacts date to updated, a messages cursor to date, or a tags, templates or"
+        " conversations date to updated, in full or in whole seconds",
         choices=("full", "second"),
     )
     changes_per_request: int = _knob(0, "contacts updated after each page served", at_least=0)
     creates_per_request: int = _knob(0, "contacts created after each page served", at_least=0)
     hang_seconds: float = _knob(30.0, "how long a hang fault stalls its request", at_least=0)
-    tie_order: str = _knob("id", "order of contacts sharing one updated", choices=TIE_ORDERS)
+    tie_order: str = _knob(
+        "id",
+        "order of contacts (or messages, tags, templates, conversations) sharing one timestamp;"
+        " newest-first lists give the reverse",
+        choices=TIE_ORDERS,
+    )
     order: str = _knob("as-asked", "order of an answer", choices=ORDERS)
     max_limit: int | None = _knob(
         None,
-        "most contacts or messages one answer holds whatever limit says (offsets use it)",
+        "most contacts, messages or surveys one answer holds whatever limit says (offsets use it)",
         at_least=1,
     )
     messages_cursor: str = _knob(
@@ -102,6 +107,58 @@ class Knobs:
     )
     message_creates_per_request: int = _knob(
         0, "messages created (dated now) after each page of messages served", at_least=0
+    )
+
+    list_page_size: int = _knob(
+        30,
+        "tags, templates or conversations in one answer (the docs: up to 30 tags or templates;"
+        " a conversations page size is undocumented; limit is ignored)",
+        at_least=1,
+    )
+    before_cursor: str = _knob(
+        "exclusive",
+        "the tags, templates and conversations date cursor keeps those updated before it"
+        " (exclusive) or at it too (inclusive)",
+        choices=("exclusive", "inclusive"),
+    )
+    foreign_inbox: str = _knob(
+        "403",
+        "conversations of an inbox the asking member (id) is not in: a 403 for the request, or"
+        " left out of the answer (empty)",
+        choices=("403", "empty"),
+    )
+    unknown_inbox: str = _knob(
+        "404",
+        "conversations of an inbox that does not exist (or was removed): a 404 for the request,"
+        " or left out of the answer (empty)",
+        choices=("404", "empty"),
+    )
+    unread_filter: str = _knob(
+        "only-true",
+        "filters.unread in a conversations body: true keeps unread ones and false (or none)"
+        " keeps all (only-true), or false (or none) keeps only read ones (selects)",
+        choices=("only-true", "selects"),
+    )
+    inbox_invited: str = _knob(
+        "boolean",
+        "an inbox's invited: a boolean (narrative page) or an array of strings (generated schema)",
+        choices=("boolean", "strings"),
+    )
+    archived_templates: str = _knob(
+        "listed",
+        "whether POST /v1/templates lists archived templates (listed) or leaves them out (hidden)",
+        choices=("listed", "hidden"),
+    )
+    custom_field_name: str = _knob(
+        "name",
+        "the key holding a custom field's name in POST /v1/contact-fields (undocumented): name,"
+        " or title as POST /v1/contacts/fields answers",
+        choices=("name", "title"),
+    )
+    conversation_changes_per_request: int = _knob(
+        0,
+        "conversations of the asked inboxes updated (now) after each page of conversations",
+        at_least=0,
     )
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from testbed.fake_heymarket.generator import UPDATE_LAG_US, MessageGenerator, next_status
 from testbed.fake_heymarket.store import UNPARSEABLE_US, _id_key
-from testbed.fake_heymarket.wire import format_us, go_json, is_int, parse_ns
+from testbed.fake_heymarket.wire import before_threshold_us, format_us, go_json, is_int, parse_ns
 
 if TYPE_CHECKING:
     from testbed.fake_heymarket.knobs import Knobs
@@ -71,12 +71,31 @@ class MessageStore:
     """
 
     def __init__(
-        self, *, messages: int, seed: int, start: str, broadcasts: int, broadcast_size: int
+        self,
+        *,
+        messages: int,
+        seed: int,
+        start: str,
+        broadcasts: int,
+        broadcast_size: int,
+        conversations: int | None = None,
+        conversation_tie_size: int = 0,
     ) -> None:
+        """``conversations`` in the pool (default one per ten messages, at least one).
+
+        The first ``conversation_tie_size`` of them share one ``updated`` (see
+        ``MessageGenerator.conversations``).
+        """
         if broadcasts < 0 or broadcast_size < 0 or messages < 0:
             raise ValueError("messages, broadcasts and broadcast_size must not be negative")
         if broadcasts * broadcast_size > messages:
             raise ValueError("broadcasts * broadcast_size messages must fit in messages")
+        if conversations is None:
+            conversations = max(1, messages // 10)
+        if conversations < 1:
+            raise ValueError("conversations must be at least 1")
+        if not 0 <= conversation_tie_size <= conversations:
+            raise ValueError("list_tie_size conversations must fit in conversations")
         self._lock = threading.RLock()
         self._dkeys: list[tuple[Any, ...]] = []
         self._djson: list[str] = []
@@ -95,7 +114,14 @@ class MessageStore:
         self._rng = random.Random(seed + 10)
         self._order_rng = random.Random(seed + 12)
         self._gen = MessageGenerator(self._rng)
-        self._generate(messages, parse_ns(start) // 1000, broadcasts, broadcast_size)
+        self._generate(
+            messages,
+            parse_ns(start) // 1000,
+            broadcasts,
+            broadcast_size,
+            conversations,
+            conversation_tie_size,
+        )
 
     def __len__(self) -> int:
         """How many messages are stored."""
@@ -153,6 +179,16 @@ class MessageStore:
         if knobs.order == "shuffled":
             self._order_rng.shuffle(chunk)
         return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
+
+    def conversation_pool(self) -> list[str]:
+        """The JSON text of each conversation messages embed (new messages too), in pool order."""
+        with self._lock:
+            return list(self._gen.conversation_json)
+
+    def set_conversation(self, index: int, text: str) -> None:
+        """Replace pool conversation ``index``: messages created from now on embed ``text``."""
+        with self._lock:
+            self._gen.conversation_json[index] = text
 
     # ---- writes
 
@@ -306,14 +342,15 @@ class MessageStore:
         late.sort()
         return _Joined(low, late)
 
-    def _generate(self, n: int, start_us: int, broadcasts: int, size: int) -> None:
+    def _generate(
+        self, n: int, start_us: int, broadcasts: int, size: int, conversations: int, tie_size: int
+    ) -> None:
         gen = self._gen
         today_us = time.time_ns() // 1000 // _DAY_US * _DAY_US
         end_us = today_us - _END_MARGIN_US
-        if end_us - start_us < n * 60_000_000:  # a start in the future, or too recent
-            end_us = start_us + n * 60_000_000
+        if end_us - start_us < max(n, conversations) * 60_000_000:  # a start too recent
+            end_us = start_us + max(n, conversations) * 60_000_000
         groups = gen.timeline(n, start_us, end_us, broadcasts, size)
-        conversations = max(1, n // 10)
         assigned = [gen.pick(conversations) for _ in groups]
         spans: list[list[int]] = [[start_us, start_us] for _ in range(conversations)]
         seen = [False] * conversations
@@ -322,7 +359,10 @@ class MessageStore:
             if not seen[conversation]:
                 span[0], seen[conversation] = dates[0], True
             span[1] = dates[-1]
-        gen.conversations(conversations, 70_000_001, [(a, b) for a, b in spans])
+        for span, was_seen in zip(spans, seen, strict=True):
+            if not was_seen:  # no message yet: last active some time in the period
+                span[0] = span[1] = start_us + gen.pick(end_us - start_us)
+        gen.conversations(conversations, 70_000_001, [(a, b) for a, b in spans], tie_size)
         drows: list[tuple[tuple[Any, ...], str]] = []
         urows: list[tuple[tuple[Any, ...], str, int]] = []
         mid = self._next_id
@@ -369,17 +409,9 @@ class _Joined(Sequence[int]):
 
 
 def _threshold(cursor_ns: int, knobs: Knobs) -> int:
-    """The µs bound ``T`` such that the cursor keeps exactly the messages dated before ``T``.
-
-    Exclusive: ``date < cursor``; inclusive: ``date <= cursor``; in whole seconds, both sides are
-    truncated to the second first.
-    """
+    """The µs bound ``T`` such that the cursor keeps exactly the messages dated before ``T``."""
     inclusive = knobs.messages_cursor == "inclusive"
-    if knobs.date_precision == "second":
-        return (cursor_ns // 1_000_000_000 + (1 if inclusive else 0)) * 1_000_000
-    if inclusive:
-        return cursor_ns // 1000 + 1
-    return -(-cursor_ns // 1000)
+    return before_threshold_us(cursor_ns, inclusive, knobs.date_precision == "second")
 
 
 def _tie_ordered(

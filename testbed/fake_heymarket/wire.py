@@ -86,6 +86,19 @@ def go_json(value: Any) -> str:
     return text
 
 
+def before_threshold_us(cursor_ns: int, inclusive: bool, whole_seconds: bool) -> int:
+    """The µs bound ``T`` such that a "before" cursor keeps exactly the times (µs) below ``T``.
+
+    Exclusive: ``time < cursor``; inclusive: ``time <= cursor``; in whole seconds, both sides
+    are truncated to the second first.
+    """
+    if whole_seconds:
+        return (cursor_ns // 1_000_000_000 + (1 if inclusive else 0)) * 1_000_000
+    if inclusive:
+        return cursor_ns // 1000 + 1
+    return -(-cursor_ns // 1000)
+
+
 def is_int(value: Any) -> bool:
     """Whether ``value`` is a JSON integer: Python's ``True`` is an int, but not in JSON."""
     return isinstance(value, int) and not isinstance(value, bool)
