@@ -1,16 +1,21 @@
 """Run the tap through every fault, bad input and interruption on the fake API; print the table.
 
-Usage, from the repository root: ``python scripts/reliability_report.py`` (about a minute).
+Usage, from the repository root: ``python scripts/reliability_report.py [--tables messages]
+[--write-readme]`` (about three minutes for both tables; ``--write-readme`` replaces the README's
+generated block with what it printed).
 
-Each row counts the contacts the fake account held ("in"), the distinct contacts the tap emitted
-across the run and any rerun ("out"), those it could not emit and reported ("reported": a
-contact without an id cannot be keyed) and those lost without a word ("lost": the goal is 0).
+Each row counts the contacts (or messages) the fake account held ("in"), the distinct ones the tap
+emitted across the run and any rerun ("out"), those it could not emit and reported ("reported": a
+record without an id cannot be keyed) and those lost without a word ("lost": the goal is 0).
 For interruptions, only records before the last STATE of the interrupted run count as out, as if
-the target had dropped everything after its last commit.
+the target had dropped everything after its last commit. The messages rows run the tap as users
+do, every stream selected, against an account with no contacts; their requests are those to
+``/v1/messages/all``.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import random
@@ -41,6 +46,10 @@ from testbed.runs import (
 CONTACTS = 2000
 PAGE_SIZE = 50
 _RETRIED_FAULTS = sorted(FAULT_KINDS - {"401", "403", "429"})
+MESSAGES = 2000
+MESSAGES_PATH = "/v1/messages/all"
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK_START, BLOCK_END = "<!-- reliability:start -->", "<!-- reliability:end -->"
 
 
 @dataclass
@@ -328,6 +337,277 @@ def bad_data() -> Row:
     return Row("Bad data: 10 odd contacts", contacts_in, emitted, reported, requests, _outcome(run))
 
 
+# ---- messages
+
+
+def _message_ids(fake: FakeHeymarket) -> set[int]:
+    return {m["id"] for m in fake.all_messages() if isinstance(m.get("id"), int)}
+
+
+def _message_requests(fake: FakeHeymarket) -> int:
+    return sum(entry["path"] == MESSAGES_PATH for entry in fake.requests)
+
+
+def _error_lines(run: TapRun) -> list[str]:
+    return [line for line in run.stderr.splitlines() if "ERROR" in line or "Sync failed" in line]
+
+
+def _said(run: TapRun) -> str:
+    """The run's error line(s), as the table quotes them: how many, and the first, shortened."""
+    lines = _error_lines(run)
+    if not lines:
+        return "no error line"
+    first = lines[0].split("Sync failed: ")[-1].split("| ")[-1]
+    count = "one line" if len(lines) == 1 else f"{len(lines)} lines"
+    return f"{count}: “{first[:200]}{'…' if len(first) > 200 else ''}”"
+
+
+def messages_sync(
+    name: str,
+    setup: Callable[[FakeHeymarket], object] = lambda fake: None,
+    *,
+    behave: Callable[[FakeHeymarket], object] | None = None,
+    messages: int = MESSAGES,
+    broadcasts: int = 0,
+    broadcast_size: int = 0,
+    seed: int = 7,
+    **settings: object,
+) -> Row:
+    """A messages sync; if it fails, a rerun from its last STATE once Heymarket ``behave``s.
+
+    "Out" counts what the first run committed (records before its last STATE) and what the
+    rerun emitted: a bookmark or walk boundary past an unsynced message would show as lost.
+    """
+    with FakeHeymarket(
+        messages=messages, broadcasts=broadcasts, broadcast_size=broadcast_size, seed=seed
+    ) as fake:
+        setup(fake)
+        config = tap_config(fake, **{"page_size": PAGE_SIZE, **settings})
+        first = run_tap(config)
+        outcome = _outcome(first)
+        out = first.ids
+        if first.returncode != 0:
+            outcome += f", {_said(first)}"
+            if behave is not None:
+                behave(fake)
+                rerun = run_tap(config, state=first.states[-1] if first.states else None)
+                out = {record["id"] for record in first.records_before_last_state()} | rerun.ids
+                outcome += f"; rerun {_outcome(rerun)}"
+        everything = _message_ids(fake)
+        requests = _message_requests(fake)
+        rate_limited, in_flight = fake.rate_limited, fake.max_in_flight
+    if rate_limited:
+        outcome += f", {rate_limited} x 429"
+    if in_flight > 1:
+        outcome += f", up to {in_flight} requests in flight"
+    return Row(name, len(everything), len(everything & out), 0, requests, outcome)
+
+
+def messages_churn(name: str, **knobs: object) -> Row:
+    """Messages created and changed during a sync (``knobs``), then a second, incremental run.
+
+    Besides the ids, the row checks statuses: the account's messages are dated over the 36 hours
+    before the fake's data ends (an hour before today began, UTC; the fake needs a minute per
+    message) and the look-back is 72 hours, so every message changed during the first run is
+    within the second run's look-back and must end with its last status (the last record emitted
+    for it, across both runs).
+    """
+    today = datetime.datetime.now(datetime.timezone.utc).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    start = (today - datetime.timedelta(hours=37)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with FakeHeymarket(
+        messages=MESSAGES, broadcasts=2, broadcast_size=120, seed=9, start=start
+    ) as fake:
+        before = {m["id"]: m["updated"] for m in fake.all_messages()}
+        fake.configure(**knobs)
+        config = tap_config(
+            fake, page_size=PAGE_SIZE, backoff_factor=0.1, messages_lookback_hours=72
+        )
+        first = run_tap(config)
+        fake.configure(message_creates_per_request=0, message_changes_per_request=0, fail_rate=0.0)
+        served = {m["id"]: m for m in fake.all_messages()}
+        second = run_tap(config, state=first.states[-1])
+        requests = _message_requests(fake)
+        rate_limited = fake.rate_limited
+    last = {}
+    for record in first.records + second.records:
+        last[record["id"]] = record
+    created = served.keys() - before.keys()
+    changed = [mid for mid, m in served.items() if mid in before and m["updated"] != before[mid]]
+    stale = sum(last[mid]["status"] != m["status"] for mid, m in served.items() if mid in last)
+    outcome = (
+        f"run 1 {_outcome(first)}, {len(created)} messages created and {len(changed)} "
+        f"statuses changed during it; rerun {_outcome(second)}; {stale} messages left with a "
+        "status other than their last"
+    )
+    if rate_limited:
+        outcome += f", {rate_limited} x 429"
+    out = len(served.keys() & last.keys())
+    return Row(name, len(served), out, 0, requests, outcome)
+
+
+def messages_interrupted(
+    name: str, interrupt: Callable[[FakeHeymarket], Callable], at: int, seed: int = 7
+) -> Row:
+    """A first sync interrupted after ``at`` messages, then rerun from its last STATE."""
+    with FakeHeymarket(messages=4000, broadcasts=2, broadcast_size=300, seed=seed) as fake:
+        config = tap_config(fake, page_size=PAGE_SIZE, max_retries=2)
+        first, seconds = interrupt_tap(config, at, interrupt(fake))
+        fake.configure(fail_rate=0.0)
+        walk = first.states[-1]["bookmarks"].get("messages", {}).get("walk", {})
+        second = run_tap(config, state=first.states[-1])
+        committed = {record["id"] for record in first.records_before_last_state()}
+        everything = _message_ids(fake)
+        requests = _message_requests(fake)
+    reread = len(committed & second.ids)
+    resumed = f"resumed from {walk['boundary'][:19]}Z" if walk else "no walk saved"
+    outcome = (
+        f"run 1 exit {first.returncode} after {seconds:.1f} s; rerun {resumed}, "
+        f"{_outcome(second)}, {reread} re-read"
+    )
+    out = len(everything & (committed | second.ids))
+    return Row(name, len(everything), out, 0, requests, outcome)
+
+
+def messages_scenarios() -> list[Row]:
+    """Every messages scenario, in table order."""
+    ties = {"broadcasts": 4, "broadcast_size": 300}
+    rows = [messages_sync("Clean sync (2 broadcasts of 120, pages of 50)", broadcasts=2,
+                          broadcast_size=120)]  # fmt: skip
+    for retry_after in (None, "seconds", "http-date"):
+        rows.append(
+            messages_sync(
+                f"429 rate limit, Retry-After: {retry_after or 'absent'}",
+                lambda fake, ra=retry_after: fake.configure(
+                    rate_limit=20, rate_window=2.0, retry_after=ra
+                ),
+                backoff_factor=0.1,
+            )
+        )
+    rows.append(
+        messages_sync(
+            "Default pacing vs 500/min limit (time ÷ 10)",
+            lambda fake: fake.configure(rate_limit=50, rate_window=6.0),
+            max_requests_per_minute=DEFAULT_MAX_REQUESTS_PER_MINUTE,
+            page_size=20,
+            messages=1200,
+        )
+    )
+    for kind in _RETRIED_FAULTS:
+        rows.append(
+            messages_sync(
+                f"Fault `{kind}` x 3 in a row, then at random (5%)",
+                lambda fake, k=kind: (
+                    fake.queue_faults(k, k, k),
+                    fake.configure(fail_rate=0.05, fail_kinds=[k], hang_seconds=2),
+                ),
+            )
+        )
+    rows.append(
+        messages_churn(
+            "Churn: 3 messages created and 3 statuses changed per request, then a second run",
+            message_creates_per_request=3,
+            message_changes_per_request=3,
+        )
+    )
+    rows.append(
+        messages_churn(
+            "25% random faults + 10 req/s limit + churn, then a second run",
+            fail_rate=0.25,
+            fail_kinds=_RETRIED_FAULTS,
+            rate_limit=10,
+            rate_window=1.0,
+            hang_seconds=2,
+            message_creates_per_request=3,
+            message_changes_per_request=3,
+        )
+    )
+    for cursor in ("exclusive", "inclusive"):
+        for precision in ("full", "second"):
+            rows.append(
+                messages_sync(
+                    f"Cursor {cursor}, compared to the {'µs' if precision == 'full' else 'second'}"
+                    ", 4 broadcasts of 300 on one date (6 pages' worth each)",
+                    lambda fake, c=cursor, p=precision: fake.configure(
+                        messages_cursor=c, date_precision=p
+                    ),
+                    **ties,
+                )
+            )
+    for pages in ("from-0", "from-1"):
+        rows.append(
+            messages_sync(
+                f"Answers capped at 30, `page` counted {pages.replace('-', ' ')}, "
+                "2 broadcasts of 130",
+                lambda fake, p=pages: fake.configure(max_limit=30, messages_page=p),
+                broadcasts=2,
+                broadcast_size=130,
+            )
+        )
+    for order in ("id-desc", "id-text", "hash"):
+        rows.append(
+            messages_sync(
+                f"Capped at 30, `page` from 0, broadcasts of 130 in `{order}` order, + churn",
+                lambda fake, o=order: fake.configure(
+                    max_limit=30, messages_page="from-0", tie_order=o, message_changes_per_request=2
+                ),
+                broadcasts=2,
+                broadcast_size=130,
+            )
+        )
+    rows.append(
+        messages_sync(
+            "Cursor read from `date` (the generated schema's reading), rerun once it reads "
+            "`created_at`",
+            lambda fake: fake.configure(messages_cursor_field="date"),
+            behave=lambda fake: fake.configure(messages_cursor_field="created_at"),
+        )
+    )
+    rows.append(
+        messages_sync(
+            "Answers capped at 30, `page` ignored, a broadcast of 130, rerun once uncapped",
+            lambda fake: fake.configure(max_limit=30),
+            behave=lambda fake: fake.configure(max_limit=None),
+            broadcasts=1,
+            broadcast_size=130,
+        )
+    )
+    rows.append(
+        messages_sync(
+            "Answers capped at 30, `page` from 0, broadcasts of 130 in a new order on every "
+            "request, rerun once stable",
+            lambda fake: fake.configure(max_limit=30, messages_page="from-0", tie_order="unstable"),
+            behave=lambda fake: fake.configure(tie_order="id"),
+            broadcasts=2,
+            broadcast_size=130,
+        )
+    )
+    for seed in (1, 2, 3):
+        at = random.Random(seed).randrange(100, 3900)
+        rows.append(
+            messages_interrupted(
+                f"SIGKILL after {at} of 4,000 messages (2 broadcasts of 300), rerun",
+                lambda _: send(signal.SIGKILL),
+                at,
+                seed,
+            )
+        )
+    rows.append(
+        messages_interrupted(
+            "API down for good at 1,500 messages, rerun",
+            lambda fake: lambda _: fake.configure(fail_rate=1.0, fail_kinds=["503"]),
+            1500,
+        )
+    )
+    rows.append(
+        messages_interrupted(
+            "SIGTERM at 1,500 messages, rerun", lambda _: send(signal.SIGTERM), 1500
+        )
+    )
+    return rows
+
+
 def scenarios() -> list[Row]:
     """Every scenario, in table order."""
     rows = [sync("Clean sync", lambda fake: None)]
@@ -456,18 +736,60 @@ def scenarios() -> list[Row]:
     return rows
 
 
+def table(rows: list[Row], noun: str) -> list[str]:
+    """The rows as a Markdown table."""
+    lines = [
+        f"| Scenario | {noun} in | Out | Reported | Lost | Requests | Outcome |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {row.scenario} | {row.contacts_in} | {row.contacts_out} | {row.reported} "
+        f"| {row.lost} | {row.requests} | {row.outcome} |"
+        for row in rows
+    ]
+    return lines
+
+
+def write_readme(block: str) -> None:
+    """Replace what stands between the README's reliability markers with ``block``."""
+    text = README.read_text()
+    head, rest = text.split(BLOCK_START + "\n", 1)
+    _, tail = rest.split(BLOCK_END, 1)
+    README.write_text(f"{head}{BLOCK_START}\n{block}\n{BLOCK_END}{tail}")
+
+
 def main() -> None:
-    """Print the table as Markdown."""
+    """Print the tables as Markdown; with ``--write-readme``, put them in the README too."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tables", nargs="+", choices=("contacts", "messages"), default=["contacts", "messages"]
+    )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="replace the README's reliability block (both tables only)",
+    )
+    args = parser.parse_args()
+    if args.write_readme and len(args.tables) < 2:
+        parser.error("--write-readme needs both tables")
     started = time.monotonic()
-    rows = scenarios()
-    print("| Scenario | Contacts in | Out | Reported | Lost | Requests | Outcome |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for row in rows:
-        print(
-            f"| {row.scenario} | {row.contacts_in} | {row.contacts_out} | {row.reported} "
-            f"| {row.lost} | {row.requests} | {row.outcome} |"
-        )
-    print(f"\n{len(rows)} scenarios in {time.monotonic() - started:.0f} s.")
+    lines: list[str] = []
+    count = 0
+    if "contacts" in args.tables:
+        rows = scenarios()
+        count += len(rows)
+        lines += table(rows, "Contacts")
+    if "messages" in args.tables:
+        rows = messages_scenarios()
+        count += len(rows)
+        if lines:
+            lines += ["", "Messages (`/v1/messages/all`, pages of 50):", ""]
+        lines += table(rows, "Messages")
+    lines += ["", f"{count} scenarios in {time.monotonic() - started:.0f} s."]
+    block = "\n".join(lines)
+    print(block)
+    if args.write_readme:
+        write_readme(block)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ unit tests of what these rely on are in test_client.py and test_fetching.py.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +153,30 @@ def test_a_json_array_of_non_objects_is_a_failure_not_a_page_of_contacts():
     assert "instead of a JSON array of contact objects" in run.stderr
     assert "X-Request-Id: " in run.stderr and "Traceback" not in run.stderr
     assert not run.records
+
+
+def test_the_reliability_report_counts_a_loud_messages_failure_and_its_rerun_as_nothing_lost():
+    # The report's messages rows: a capped answer with ``page`` ignored fails in one line, and
+    # "out" (what the failed run committed plus the rerun) holds every message.
+    report = _reliability_report()
+    row = report.messages_sync(
+        "capped, page ignored",
+        lambda fake: fake.configure(max_limit=30),
+        behave=lambda fake: fake.configure(max_limit=None),
+        messages=400,
+        broadcasts=1,
+        broadcast_size=130,
+    )
+
+    assert row.contacts_in == 400 and row.lost == "0", row
+    assert "failed (exit 1), one line: “Heymarket gave at most 30 records" in row.outcome
+    assert row.outcome.endswith("rerun completed")
+
+
+def _reliability_report():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "reliability_report.py"
+    spec = importlib.util.spec_from_file_location("reliability_report", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
