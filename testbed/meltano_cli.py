@@ -47,14 +47,25 @@ class MeltanoRun:
     stdout: str
     events: list[dict[str, Any]]
 
-    def record_count(self, plugin: str) -> int:
-        """Records ``plugin`` reported in its ``record_count`` METRIC lines."""
+    def record_count(self, plugin: str, stream: str | None = None) -> int:
+        """Records ``plugin`` reported in its ``record_count`` METRIC lines (of ``stream`` only)."""
         return sum(
-            event["metric_info"]["value"]
+            info["value"]
             for event in self.events
             if event.get("string_id") == plugin
-            and event.get("metric_info", {}).get("metric") == "record_count"
+            and (info := event.get("metric_info", {})).get("metric") == "record_count"
+            and (stream is None or info.get("tags", {}).get("stream") == stream)
         )
+
+    def record_counts(self, plugin: str) -> dict[str, int]:
+        """Records ``plugin`` reported per stream, in the order the streams first reported."""
+        counts: dict[str, int] = {}
+        for event in self.events:
+            info = event.get("metric_info", {})
+            if event.get("string_id") == plugin and info.get("metric") == "record_count":
+                stream = str(info.get("tags", {}).get("stream"))
+                counts[stream] = counts.get(stream, 0) + info["value"]
+        return counts
 
     def log_tail(self, lines: int = 30) -> str:
         """The last log lines, as text, to explain a failure."""
@@ -108,10 +119,12 @@ class Meltano:
         check: bool = True,
         timeout: float = 600,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_start: Callable[[subprocess.Popen[str]], None] | None = None,
     ) -> MeltanoRun:
         """Run ``meltano ARGS`` from the project root; raise MeltanoError if it fails and ``check``.
 
-        ``on_event`` sees each log event as it is written, for live progress.
+        ``on_event`` sees each log event as it is written, for live progress; ``on_start`` the
+        Meltano process once started (its id is the session id of every plugin it runs).
         """
         argv = [str(self.executable), "--log-format=json"]
         if self.env_file is not None:
@@ -132,6 +145,8 @@ class Meltano:
                 # Its own process group, so that the plugins it runs are stopped with it.
                 start_new_session=True,
             )
+            if on_start is not None:
+                on_start(process)
             timed_out = threading.Event()
             timer = threading.Timer(timeout, lambda: (timed_out.set(), _kill_group(process)))
             timer.start()

@@ -10,6 +10,7 @@ from testbed.postgres import ThrowawayPostgres
 from testbed.runs import is_bookmark_after_edits
 from tests.e2e.conftest import (
     SCHEMA,
+    assert_messages_match,
     bookmark,
     expected_contacts,
     ids_from,
@@ -63,9 +64,12 @@ def test_first_run_loads_every_contact_typed_then_reruns_send_only_changes(
     first = meltano(*PIPELINE)
 
     contacts = expected_contacts(fake)
-    assert first.record_count("tap-heymarket") == len(contacts)
+    assert first.record_count("tap-heymarket", "contacts") == len(contacts)
     assert column_types(warehouse) == EXPECTED_COLUMN_TYPES
     assert_table_matches(warehouse, fake)
+    # Messages beside them (their own tests: test_messages_pipeline).
+    assert first.record_count("tap-heymarket", "messages") == fake.message_count()
+    assert_messages_match(warehouse, fake)
     # The comparison above covers awkward values only if the data has them: make sure it does.
     rows = loaded_contacts(warehouse)
     assert any(not row["display_name"].isascii() for row in rows)
@@ -85,23 +89,28 @@ def test_first_run_loads_every_contact_typed_then_reruns_send_only_changes(
     sent = ids_from(contacts, first_bookmark)
     # Changed contacts, plus any still at the old bookmark's exact time (re-read by design).
     assert changed <= sent and len(sent - changed) <= 5
-    assert second.record_count("tap-heymarket") == len(sent)
+    assert second.record_count("tap-heymarket", "contacts") == len(sent)
     assert loaded_by_last_sync(warehouse) == sent
     assert_table_matches(warehouse, fake)
+    assert_messages_match(warehouse, fake)
     newest = max(contact["updated"] for contact in contacts.values())
     assert is_bookmark_after_edits(bookmark(meltano.state()), newest)
 
 
-def test_full_refresh_reloads_every_contact_without_duplicates(
+def test_full_refresh_reloads_every_contact_and_message_without_duplicates(
     meltano: Meltano, warehouse: ThrowawayPostgres, fake: FakeHeymarket
 ) -> None:
     meltano(*PIPELINE)
     # Rows lost in the warehouse: incremental runs would never bring them back.
     warehouse.query(f"DELETE FROM {SCHEMA}.contacts WHERE id % 10 = 0")
+    warehouse.query(f"DELETE FROM {SCHEMA}.messages WHERE id % 10 = 0")
     fake.update_contacts(10)
 
     refresh = meltano("run", "--full-refresh", "tap-heymarket", "target-postgres")
 
-    assert refresh.record_count("tap-heymarket") == len(fake.contacts())
+    assert refresh.record_count("tap-heymarket", "contacts") == len(fake.contacts())
     assert loaded_by_last_sync(warehouse) == set(expected_contacts(fake))
     assert_table_matches(warehouse, fake)
+    assert refresh.record_count("tap-heymarket", "messages") == fake.message_count()
+    assert loaded_by_last_sync(warehouse, "messages") == {m["id"] for m in fake.all_messages()}
+    assert_messages_match(warehouse, fake)

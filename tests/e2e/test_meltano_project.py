@@ -10,7 +10,7 @@ import pytest
 
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.meltano_cli import STATE_ID, Meltano
-from tests.e2e.conftest import bookmark, expected_contacts, ids_from
+from tests.e2e.conftest import bookmark, expected_contacts, expected_messages, ids_from
 
 pytestmark = pytest.mark.e2e
 
@@ -58,8 +58,7 @@ def test_hourly_schedule_runs_the_job_and_shares_the_pipelines_bookmark(
     meltano: Meltano, fake: FakeHeymarket
 ) -> None:
     schedules = json.loads(meltano("schedule", "list", "--format=json").stdout)
-    [hourly] = schedules["schedules"]["job"]
-    assert hourly["name"] == "heymarket-hourly"
+    [hourly] = [s for s in schedules["schedules"]["job"] if s["name"] == "heymarket-hourly"]
     assert hourly["cron_interval"] == "0 * * * *"
     assert hourly["job"] == {
         "name": "heymarket-to-postgres",
@@ -67,7 +66,8 @@ def test_hourly_schedule_runs_the_job_and_shares_the_pipelines_bookmark(
     }
 
     job = meltano("run", "heymarket-to-postgres")
-    assert job.record_count("tap-heymarket") == len(fake.contacts())
+    assert job.record_count("tap-heymarket", "contacts") == len(fake.contacts())
+    assert job.record_count("tap-heymarket", "messages") == fake.message_count()
     job_bookmark = bookmark(meltano.state(STATE_ID))
 
     changed = set(fake.update_contacts(5))
@@ -75,15 +75,19 @@ def test_hourly_schedule_runs_the_job_and_shares_the_pipelines_bookmark(
 
     sent = ids_from(expected_contacts(fake), job_bookmark)
     assert changed <= sent
-    assert scheduled.record_count("tap-heymarket") == len(sent)
+    assert scheduled.record_count("tap-heymarket", "contacts") == len(sent)
 
 
-def test_jsonl_target_writes_every_contact_as_json(
+def test_jsonl_target_writes_every_contact_and_message_as_json(
     meltano: Meltano, fake: FakeHeymarket, tmp_path: Path
 ) -> None:
     meltano("run", "tap-heymarket", "target-jsonl")
 
-    [output] = (tmp_path / "output").glob("contacts*.jsonl")
-    lines = output.read_text(encoding="utf-8").splitlines()
-    assert {json.loads(line)["id"]: json.loads(line) for line in lines} == expected_contacts(fake)
-    assert len(lines) == len(fake.contacts())
+    for stream, expected in (
+        ("contacts", expected_contacts(fake)),
+        ("messages", expected_messages(fake)),
+    ):
+        [output] = (tmp_path / "output").glob(f"{stream}*.jsonl")
+        lines = output.read_text(encoding="utf-8").splitlines()
+        assert {json.loads(line)["id"]: json.loads(line) for line in lines} == expected
+        assert len(lines) == len(expected)

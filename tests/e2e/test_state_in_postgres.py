@@ -76,7 +76,7 @@ def test_a_second_container_resumes_from_the_bookmark_the_first_left_in_postgres
     first_project = project_copy(tmp_path / "first", meltano_sys_dir)
     first = meltano("--cwd", str(first_project), *PIPELINE)
 
-    assert first.record_count("tap-heymarket") == len(fake.contacts())
+    assert first.record_count("tap-heymarket", "contacts") == len(fake.contacts())
     assert_table_matches(warehouse, fake)
     assert not (first_project / ".meltano" / "meltano.db").exists(), "state went to a local file"
     [(stored,)] = warehouse.query(f"SELECT count(*) FROM {STATE_SCHEMA}.state")
@@ -97,7 +97,7 @@ def test_a_second_container_resumes_from_the_bookmark_the_first_left_in_postgres
     contacts = expected_contacts(fake)
     sent = ids_from(contacts, first_bookmark)
     assert changed <= sent and len(sent - changed) <= 5
-    assert second.record_count("tap-heymarket") == len(sent) < len(contacts)
+    assert second.record_count("tap-heymarket", "contacts") == len(sent) < len(contacts)
     assert loaded_by_last_sync(warehouse) == sent
     # Nothing lost: every contact, as Heymarket has it now, exactly once.
     assert_table_matches(warehouse, fake)
@@ -144,7 +144,7 @@ def test_a_run_of_the_job_while_another_container_runs_it_is_refused_and_state_s
 
     first = outcome["run"]
     assert first.returncode == 0
-    assert first.record_count("tap-heymarket") == len(fake.contacts())
+    assert first.record_count("tap-heymarket", "contacts") == len(fake.contacts())
     assert_table_matches(warehouse, fake)
     newest = max(c["updated"] for c in expected_contacts(fake).values())
     assert bookmark(stored_state(meltano, late_project)) == newest
@@ -157,5 +157,7 @@ def test_a_run_of_the_job_while_another_container_runs_it_is_refused_and_state_s
     assert fake.requests[asked_before]["body"].get("date") == query_date(newest)
     # Only the contacts of the bookmark's last second, which every run reads again by design.
     last_second = ids_from(expected_contacts(fake), widen(query_date(newest)))
-    assert retry.record_count("tap-heymarket") <= len(last_second) < len(fake.contacts())
+    assert (
+        retry.record_count("tap-heymarket", "contacts") <= len(last_second) < len(fake.contacts())
+    )
     assert_table_matches(warehouse, fake)
