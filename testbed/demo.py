@@ -1,5 +1,9 @@
 """The one-command demo (``make demo``): the main Meltano job, run twice, and what it loaded.
 
+The fake account has contacts and messages (a broadcast among them); between the runs some
+contacts change, new messages arrive and recent ones are delivered, so the second run shows
+what an incremental run brings for both streams.
+
 Without Heymarket credentials it runs on embedded defaults: the fake Heymarket API and a
 throwaway PostgreSQL, both stopped at the end, with the Meltano state in a scratch database so
 that every demo starts from nothing. With credentials (``TAP_HEYMARKET_*`` in the environment
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import sys
 import tempfile
@@ -24,11 +29,31 @@ from testbed.meltano_cli import FAKE_API_ENV, STATE_ID, Meltano, MeltanoError, d
 from testbed.postgres import PostgresError, PostgresInfo, ThrowawayPostgres, query
 
 PIPELINE = ("tap-heymarket", "target-postgres")
-#: Column list for the sample rows: enough to see each kind of value.
-SAMPLE_SQL = """
-SELECT id, display_name, updated, rev, custom, jsonb_array_length(tags), jsonb_array_length(note)
-FROM {table} ORDER BY updated DESC, id DESC LIMIT 5
-"""
+#: Each table the demo shows: its sample rows' heading and query (enough to see each kind of
+#: value; text trimmed to one short line).
+SAMPLES = {
+    "contacts": (
+        "latest updates (id | display_name | updated | rev | custom | #tags | #notes)",
+        """
+        SELECT id, display_name, updated, rev, custom, jsonb_array_length(tags),
+               jsonb_array_length(note)
+        FROM {table} ORDER BY updated DESC, id DESC LIMIT 5
+        """,
+    ),
+    "messages": (
+        "latest messages (date | status | conversation_id | inbox_id | text)",
+        """
+        SELECT date, coalesce(status, ''), conversation_id, inbox_id,
+               left(regexp_replace(coalesce(text, ''), '\\s+', ' ', 'g'), 40)
+        FROM {table} ORDER BY date DESC, id DESC LIMIT 5
+        """,
+    ),
+}
+#: What each table's rows are called in the counts.
+NOUNS = {"contacts": "contact", "messages": "message"}
+#: How long before the first run the fake's recent messages were sent: within the look-back
+#: (24 hours by default), so the deliveries recorded after the first run reach the second.
+RECENT = datetime.timedelta(hours=3)
 #: SDK chatter that says nothing about this run.
 QUIET = ("Skipping parse of env var settings",)
 
@@ -60,31 +85,77 @@ def run_pipeline(meltano: Meltano, label: str) -> None:
     step(f"meltano run {' '.join(PIPELINE)}  ({label})")
     run = meltano("run", *PIPELINE, on_event=show_progress)
     sent = run.record_count("tap-heymarket")
+    per_stream = ", ".join(f"{s} {n}" for s, n in run.record_counts("tap-heymarket").items())
     loaded = run.record_count("target-postgres")
-    detail(f"tap-heymarket sent {sent} records; target-postgres loaded {loaded}")
+    detail(f"tap-heymarket sent {sent} records ({per_stream}); target-postgres loaded {loaded}")
 
 
 def show_warehouse(info: PostgresInfo, schema: str) -> None:
-    """Row counts, column types and the most recently updated rows of the contacts table."""
-    table = f'"{schema}".contacts'
-    step(f"What landed in {schema}.contacts ({info.host}:{info.port}/{info.database})")
-    [(rows, ids)] = query(info, f"SELECT count(*), count(DISTINCT id) FROM {table}")
-    detail(f"{rows} rows, {ids} distinct contact ids")
+    """Row counts of every table, then each table's column types and latest rows."""
+    step(f"What landed in {schema} ({info.host}:{info.port}/{info.database})")
+    tables = [
+        name
+        for (name,) in query(
+            info,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
+            " ORDER BY table_name",
+            schema,
+        )
+    ]
+    for name in tables:
+        [(rows, ids)] = query(info, f'SELECT count(*), count(DISTINCT id) FROM "{schema}".{name}')
+        noun = NOUNS.get(name, name)
+        detail(f"{schema}.{name}: {rows} rows, {ids} distinct {noun} ids")
+    for name in (name for name in SAMPLES if name in tables):
+        show_table(info, schema, name)
+
+
+def show_table(info: PostgresInfo, schema: str, name: str) -> None:
+    """One table's column types and its latest rows."""
+    step(f"{schema}.{name}")
     columns = query(
         info,
         "SELECT column_name, data_type FROM information_schema.columns"
-        " WHERE table_schema = $1 AND table_name = 'contacts' AND column_name NOT LIKE '\\_sdc%'"
+        " WHERE table_schema = $1 AND table_name = $2 AND column_name NOT LIKE '\\_sdc%'"
         " ORDER BY ordinal_position",
         schema,
+        name,
     )
     by_type: dict[str, list[str]] = {}
-    for name, kind in columns:
-        by_type.setdefault(kind, []).append(name)
+    for column, kind in columns:
+        by_type.setdefault(kind, []).append(column)
     for kind, names in by_type.items():
         detail(f"{kind}: {', '.join(names)}")
-    detail("latest updates (id | display_name | updated | rev | custom | #tags | #notes):")
-    for row in query(info, SAMPLE_SQL.format(table=table)):
+    heading, sql = SAMPLES[name]
+    detail(f"{heading}:")
+    for row in query(info, sql.format(table=f'"{schema}".{name}')):
         detail("  " + " | ".join(value[:60] for value in row))
+
+
+def show_state(state: dict[str, Any]) -> None:
+    """Each stream's bookmark (and a walk left unfinished, if any), then the state as stored."""
+    bookmarks = state.get("singer_state", state).get("bookmarks", {})
+    for stream, saved in bookmarks.items():
+        line = f"{stream} bookmark: {saved.get('replication_key')} = "
+        line += str(saved.get("replication_key_value"))
+        if "walk" in saved:
+            line += f" (unfinished walk: {json.dumps(saved['walk'])})"
+        detail(line)
+    detail(json.dumps(state))
+
+
+def change_the_fake(fake: FakeHeymarket, args: argparse.Namespace, undelivered: list[int]) -> None:
+    """What happens in Heymarket between the runs: edits, new messages, ``undelivered`` delivered."""
+    changed = fake.update_contacts(args.change)
+    created = fake.create_contacts(args.create)
+    step(f"Changed {len(changed)} contacts and created {len(created)} in the fake Heymarket")
+    new = [fake.create_message()["id"] for _ in range(args.new_messages)]
+    for message_id in undelivered:
+        fake.change_message(message_id, status="delivered")
+    step(
+        f"{len(new)} new messages arrived, and {len(undelivered)} sent a few hours ago (within the"
+        " look-back) were delivered: their status changed"
+    )
 
 
 def postgres_info(config: dict[str, Any]) -> PostgresInfo:
@@ -104,6 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=1000, help="fake account size")
     parser.add_argument("--change", type=int, default=25, help="fake contacts to update")
     parser.add_argument("--create", type=int, default=5, help="fake contacts to create")
+    parser.add_argument("--messages", type=int, default=3000, help="fake messages")
+    parser.add_argument(
+        "--broadcast", type=int, default=250, help="messages of the fake's one broadcast"
+    )
+    parser.add_argument(
+        "--new-messages", type=int, default=40, help="fake messages to create between runs"
+    )
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=20,
+        help="recent fake messages sent before the first run and delivered before the second",
+    )
     parser.add_argument(
         "--env-file", type=Path, help="settings file to read instead of the project's .env"
     )
@@ -135,12 +219,29 @@ def demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> None:
     env: dict[str, str] = {}
 
     fake: FakeHeymarket | None = None
+    undelivered: list[int] = []
     if real_api:
         detail(f"Heymarket credentials found: syncing the real account at {tap_config['api_url']}")
     else:
-        fake = stack.enter_context(FakeHeymarket(contacts=args.contacts, seed=1))
+        fake = stack.enter_context(
+            FakeHeymarket(
+                contacts=args.contacts,
+                messages=args.messages,
+                broadcasts=1 if args.broadcast else 0,
+                broadcast_size=args.broadcast,
+                seed=1,
+            )
+        )
+        # Sent in the last few hours and not delivered yet (the generated ones are older).
+        sent_at = datetime.datetime.now(datetime.timezone.utc) - RECENT
+        for n in range(args.deliveries):
+            at = (sent_at + datetime.timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            undelivered.append(fake.create_message(date=at, status="sent")["id"])
         env |= {"TAP_HEYMARKET_API_URL": fake.url, **FAKE_API_ENV}
-        step(f"Started the fake Heymarket API at {fake.url} with {args.contacts} contacts")
+        step(
+            f"Started the fake Heymarket API at {fake.url} with {args.contacts} contacts and"
+            f" {fake.message_count()} messages (a broadcast of {args.broadcast} among them)"
+        )
         detail("(set TAP_HEYMARKET_API_SECRET_ID and _KEY, or _API_KEY, to sync a real account)")
 
     if real_warehouse:
@@ -158,18 +259,17 @@ def demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> None:
     meltano = Meltano(env, env_file=args.env_file)
     step("meltano install  (plugins go to .meltano/; the first time takes a minute)")
     meltano("install", on_event=show_progress)
-    run_pipeline(meltano, "first run: every contact")
+    run_pipeline(meltano, "first run: every contact and message")
 
     if fake is not None:
-        changed = fake.update_contacts(args.change)
-        created = fake.create_contacts(args.create)
-        step(f"Changed {len(changed)} contacts and created {len(created)} in the fake Heymarket")
-    run_pipeline(meltano, "incremental: only what changed since the bookmark")
-    detail("(contacts at the bookmark's exact time are read again by design; upsert keeps one row)")
+        change_the_fake(fake, args, undelivered)
+    run_pipeline(meltano, "incremental: only what changed since the bookmarks")
+    detail("(contacts at the bookmark's exact time, and messages created within the look-back")
+    detail(" before the messages bookmark, are read again by design; upsert keeps one row)")
 
     show_warehouse(info, schema)
     step(f"Stored state (meltano state get {STATE_ID})")
-    detail(json.dumps(meltano.state()))
+    show_state(meltano.state())
 
 
 if __name__ == "__main__":
