@@ -14,6 +14,7 @@ a request in flight; answers the paginator no longer asks for are simply dropped
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 import typing as t
@@ -53,20 +54,22 @@ class MovingAverage:
         )
 
 
-def in_flight_target(latency: float | None, interval: float, busy: float | None) -> int:
+def in_flight_target(
+    latency: float | None, interval: float, busy: float | None, most: int = MAX_IN_FLIGHT
+) -> int:
     """How many requests to keep in flight so that answers arrive about as fast as they are used.
 
     A page can be used every ``max(interval, busy)`` seconds at best: the pacing, or the time
     writing one page out takes. One request at a time (with the next sent as soon as a page
     is in) keeps up unless an answer takes half as long again as that; then as many as cover
-    the latency, up to ``MAX_IN_FLIGHT``.
+    the latency, up to ``most``.
     """
     if latency is None:
         return 1
     period = max(interval, busy or 0.0, MIN_PAGE_PERIOD)
     if latency <= 1.5 * period:
         return 1
-    return min(MAX_IN_FLIGHT, math.ceil(latency / period))
+    return min(most, math.ceil(latency / period))
 
 
 class Paginator(t.Protocol):
@@ -176,3 +179,37 @@ class PageSource:
         for request in wanted:
             if request not in self._sent:
                 self._sent[request] = _Pending(self._fetch, request)
+
+
+class AnyOrder:
+    """Requests answered on daemon threads, taken in the order their answers arrive.
+
+    For requests that do not depend on each other's answers: walks of disjoint ranges.
+    """
+
+    def __init__(self, fetch: Callable[[t.Any], Answer]) -> None:
+        self._fetch = fetch
+        self._done: queue.SimpleQueue[tuple[t.Any, Answer | None, BaseException | None]] = (
+            queue.SimpleQueue()
+        )
+        #: Requests sent whose answers were not taken yet.
+        self.in_flight = 0
+
+    def send(self, request: t.Any) -> None:
+        """Send ``request`` on a thread of its own."""
+        self.in_flight += 1
+        threading.Thread(target=self._run, args=(request,), daemon=True).start()
+
+    def _run(self, request: t.Any) -> None:
+        try:
+            self._done.put((request, self._fetch(request), None))
+        except BaseException as exc:
+            self._done.put((request, None, exc))
+
+    def take(self) -> tuple[t.Any, Answer]:
+        """The next answer to arrive and its request; raises what fetching it raised."""
+        request, answer, error = self._done.get()
+        self.in_flight -= 1
+        if error is not None:
+            raise error
+        return request, t.cast("Answer", answer)

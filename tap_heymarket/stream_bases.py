@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_heymarket.client import HeymarketAPIError, HeymarketStream
+from tap_heymarket.fetching import Answer, AnyOrder, in_flight_target
 from tap_heymarket.normalize import (
     TIMESTAMP_FORMAT,
     NormalizeReport,
@@ -41,6 +42,13 @@ if t.TYPE_CHECKING:
     from tap_heymarket.fields import RecordSpec
 
 Record = dict[str, t.Any]
+#: Walks of one stream in flight at most, each with one request: enough for the pacing's 8
+#: requests a second at a second's latency.
+MAX_WALKS = 12
+#: Not asked yet.
+_UNKNOWN = object()
+#: Pages each half of a split walk must be expected to hold (see ``_split_one``).
+SPLIT_PAGES = 30
 
 
 @dataclass
@@ -199,7 +207,10 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
     walk_key = "updated"
     #: Heymarket's count of the records before a cursor, for the progress lines' share done.
     count_path: str | None = None
-    own_state_keys = ("walk",)
+    #: The body (less cursor and limit) that lists the oldest records first, where Heymarket
+    #: documents one: it places the splits of a walk without a floor.
+    oldest_first_body: t.ClassVar[dict[str, t.Any] | None] = None
+    own_state_keys = ("walks",)
     is_sorted = False
 
     def lookback(self) -> datetime.timedelta:
@@ -218,40 +229,39 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         state = self.get_context_state(context)
         bookmark, walks = self.planned_walks(state)
         found = Findings()
-        stats = WalkStats()
-        _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
         full = self.replication_key is None
         if full:
             self.begin_full_pass()
-        first = walks[0]
-        if self.count_path and first.floor is None and first.boundary == first.top:
+        first = walks[-1]
+        if self.count_path and first.floor is None and len(walks) == 1:
             body = {**self.fixed_body, self.cursor_param: first.request().cursor}
             self.progress.total = self.count(self.count_path, body)
-        for walk in walks:
-            self.logger.info(
-                "Syncing %s %s from %s to %s",
-                self.name,
-                self.describe(context),
-                walk.floor or "the beginning",
-                walk.top,
-            )
-            try:
-                yield from self._walk(walk, bookmark, found, context)
-            except PagingError as exc:
-                # Every STATE so far is backed by answers that passed their checks.
-                raise HeymarketAPIError(str(exc)) from None
-            if self.replication_key is not None:
-                bookmark = walk.top
-                self.save_state(
-                    {"replication_key": self.replication_key, "replication_key_value": bookmark},
-                    context,
-                )
-            _add_stats(stats, walk.stats)
+        self.logger.info(
+            "Syncing %s%s from %s to %s",
+            self.name,
+            self.describe(context),
+            min((w.floor or "the beginning" for w in walks), key=str),
+            first.top,
+        )
+        try:
+            yield from self._run(walks, bookmark, found, context)
+        except PagingError as exc:
+            # Every STATE so far is backed by answers that passed their checks.
+            raise HeymarketAPIError(str(exc)) from None
         if full:
             self.end_full_pass()
+        else:
+            bookmark = max(walk.top for walk in walks)
+            self.save_state(
+                {"replication_key": self.replication_key, "replication_key_value": bookmark},
+                context,
+            )
+        stats = WalkStats()
+        for walk in walks:
+            _add_stats(stats, walk.stats)
         self.logger.info(
             "%s sync done%s in %.0f s: %d %s, %d requests, %d read, %d re-reads skipped, "
-            "%d ties read with a raised limit, %d tie pages",
+            "%d ties read with a raised limit, %d tie pages, %d walks at most at once",
             self.name.capitalize(),
             self.describe(context),
             self.progress.elapsed,
@@ -262,46 +272,47 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             stats.reread,
             stats.limit_raised,
             stats.tie_pages,
+            len(walks),
         )
         log_findings(self.logger, self.name, self.walk_key, found)
 
     def describe(self, context: Context | None) -> str:
         """The partition, for log lines ("" without one)."""
-        return "" if not context else " (" + ", ".join(f"{k} {v}" for k, v in context.items()) + ")"
+        if not context:
+            return ""
+        return " (" + ", ".join(f"{key} {value}" for key, value in context.items()) + ")"
 
     def planned_walks(self, state: dict[str, t.Any]) -> tuple[str | None, list[BackwardWalk]]:
-        """The bookmark, and the walks this run makes: an interrupted one first, if any.
+        """The bookmark, and the walks this run makes: those interrupted first, if any.
 
         A bookmark or walk in the state that is not what this stream wrote ends the sync
         before any request: every rerun would fail on it the same way.
         """
         limit = self.config["page_size"]
+        key = self.walk_key
         if self.replication_key is None:
-            return None, [
-                BackwardWalk(top=self.signpost, floor=None, limit=limit, key=self.walk_key)
-            ]
+            return None, [BackwardWalk(top=self.signpost, floor=None, limit=limit, key=key)]
         bookmark = self._state_timestamp(state.get("replication_key_value"), "bookmark")
         start_date = self.config.get("start_date")
         since = normalize_timestamp(start_date) if start_date else None
         walks = []
         reached = bookmark
-        saved = state.get("walk")
-        if saved is not None:
-            if not isinstance(saved, dict):
-                self._bad_state("walk", "is not an object")
-            top = self._state_timestamp(saved.get("top"), "walk top")
-            boundary = self._state_timestamp(saved.get("boundary"), "walk boundary")
-            floor = self._state_timestamp(saved.get("floor"), "walk floor")
+        saved = state.get("walks", [])
+        if not isinstance(saved, list) or not all(isinstance(w, dict) for w in saved):
+            self._bad_state("walks", "is not a list of walks")
+        for index, walk in enumerate(saved):
+            what = f"walk {index + 1}"
+            top = self._state_timestamp(walk.get("top"), f"{what} top")
+            boundary = self._state_timestamp(walk.get("boundary"), f"{what} boundary")
+            floor = self._state_timestamp(walk.get("floor"), f"{what} floor")
             if top is None or boundary is None:
-                self._bad_state("walk", "lacks its top or boundary")
-            walks.append(
-                BackwardWalk(top=top, floor=floor, limit=limit, key=self.walk_key, start=boundary)
-            )
-            reached = top
+                self._bad_state(what, "lacks its top or boundary")
+            walks.append(BackwardWalk(top=top, floor=floor, limit=limit, key=key, start=boundary))
+            reached = max(reached or top, top)
         floor = _earlier(reached, self.lookback()) if reached else None
         if since and (floor is None or since > floor):
             floor = since
-        walks.append(BackwardWalk(top=self.signpost, floor=floor, limit=limit, key=self.walk_key))
+        walks.append(BackwardWalk(top=self.signpost, floor=floor, limit=limit, key=key))
         return bookmark, walks
 
     def _state_timestamp(self, value: t.Any, what: str) -> str | None:
@@ -321,17 +332,46 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         msg = f"state: the {self.name} {what} {problem}; fix or clear the state"
         raise HeymarketAPIError(msg)
 
-    def _walk(
+    def _run(
         self,
-        walk: BackwardWalk,
+        walks: list[BackwardWalk],
         bookmark: str | None,
         found: Findings,
         context: Context | None,
     ) -> t.Iterator[Record]:
-        """The walk's new records; for an incremental stream, a STATE after each answer."""
-        while not walk.finished:
-            request = walk.request()
-            answer = self.fetch(self.request_body(request, context), found)
+        """The walks' new records; for an incremental stream, a STATE after each answer.
+
+        One request at a time while Heymarket answers faster than the pacing lets requests go;
+        when its latency is what the sync waits for, the walks left are split (``split``) into
+        as many as the latency needs (``in_flight_target``, up to ``MAX_WALKS``), each with one
+        request in flight, their answers taken as they arrive.
+        """
+        interval = 60.0 / self.config["max_requests_per_minute"]
+        requests = AnyOrder(lambda item: self._ask(item[1], context))
+        asking: set[int] = set()  # walks with a request in flight
+        oldest: t.Any = _UNKNOWN  # the oldest record's date, asked once splits are wanted
+        while True:
+            active = [walk for walk in walks if not walk.finished]
+            if not active and not requests.in_flight:
+                return
+            target = in_flight_target(self.latency.value, interval, None, MAX_WALKS)
+            if target > len(active) and oldest is _UNKNOWN:
+                oldest = self._oldest(walks[-1].top, context)
+            while len(active) < target and (
+                older := _split_one(active, oldest, self.config["page_size"])
+            ):
+                walks.append(older)
+                active.append(older)
+            for walk in active:
+                if requests.in_flight >= target:
+                    break
+                if id(walk) not in asking:
+                    asking.add(id(walk))
+                    requests.send((walk, walk.request()))
+            (walk, request), (answer, report) = requests.take()
+            asking.discard(id(walk))
+            self.extracted_at = utc_now()
+            found.report.merge(report)
             written = 0
             for record in self.keyed(walk.advance(request, answer), str(request), found, context):
                 if record.get(self.walk_key) is None:
@@ -339,20 +379,83 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 written += 1
                 yield record
             self.progress.records_written(written)
-            if self.replication_key is None:
-                continue
-            walk_state = {"top": walk.top, "floor": walk.floor, "boundary": walk.resume_point}
-            values: dict[str, t.Any] = {"walk": walk_state}
-            if bookmark is not None:
-                values.update(replication_key=self.replication_key, replication_key_value=bookmark)
-            self.save_state(values, context)
+            if self.replication_key is not None:
+                self._save_walks(walks, bookmark, context)
+
+    def _oldest(self, top: str, context: Context | None) -> str | None:
+        """The date of the oldest record before ``top``, if Heymarket lists oldest first.
+
+        Only where ``oldest_first_body`` says how to ask; None if it cannot tell. Only where a
+        walk without a floor is split does it count, and only for where it is split.
+        """
+        if self.oldest_first_body is None:
+            return None
+        request = WalkRequest(top, 1)
+        body = {**self.oldest_first_body, self.cursor_param: request.cursor, "limit": 1}
+        try:
+            records = self.post_json(body, functools.partial(self.decode, report=NormalizeReport()))
+        except HeymarketAPIError:
+            return None
+        dates: list[str] = [r[self.walk_key] for r in records if r.get(self.walk_key)]
+        return min(dates, default=None)
+
+    def _ask(self, request: WalkRequest, context: Context | None) -> Answer:
+        """One answer, decoded (on a fetching thread), and what decoding it had to change."""
+        report = NormalizeReport()
+        body = self.request_body(request, context)
+        return self.post_json(body, functools.partial(self.decode, report=report)), report
+
+    def _save_walks(
+        self, walks: list[BackwardWalk], bookmark: str | None, context: Context | None
+    ) -> None:
+        """A STATE holding the bookmark and every walk not yet finished."""
+        values: dict[str, t.Any] = {
+            "walks": [
+                {"top": walk.top, "floor": walk.floor, "boundary": walk.resume_point}
+                for walk in walks
+                if not walk.finished
+            ]
+        }
+        if bookmark is not None:
+            values.update(replication_key=self.replication_key, replication_key_value=bookmark)
+        self.save_state(values, context)
+
+
+def _split_one(
+    walks: list[BackwardWalk], oldest: str | None, page_size: int
+) -> BackwardWalk | None:
+    """Split the walk with the most left to walk, if each half is worth its own walk.
+
+    A walk costs about one request more than its records need (its last answer reaches below
+    its floor), so a half must hold ``SPLIT_PAGES`` pages at the density walked so far: the
+    extra requests stay under 1 in ``SPLIT_PAGES``. ``oldest``, the oldest record there is as
+    far as known, places an open-ended walk's half way.
+    """
+    walked = sum((_instant(w.top) - _instant(w.boundary)).total_seconds() for w in walks)
+    read = sum(w.stats.records_read for w in walks)
+    if walked <= 0 or read == 0:
+        return None  # no density yet to tell what a half would hold
+
+    def left(walk: BackwardWalk) -> float:
+        low = walk.floor or oldest
+        if low is None or low >= walk.boundary:
+            return 0.0
+        return (_instant(walk.boundary) - _instant(low)).total_seconds()
+
+    widest = max(walks, key=left)
+    if left(widest) / 2 * read / walked < SPLIT_PAGES * page_size:
+        return None
+    return widest.split(oldest)
+
+
+def _instant(timestamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(
+        tzinfo=datetime.timezone.utc
+    )
 
 
 def _earlier(timestamp: str, delta: datetime.timedelta) -> str:
-    instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(
-        tzinfo=datetime.timezone.utc
-    )
-    return fixed_width(instant - delta)
+    return fixed_width(_instant(timestamp) - delta)
 
 
 def _add_stats(total: WalkStats, more: WalkStats) -> None:

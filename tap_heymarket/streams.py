@@ -253,6 +253,10 @@ class MessagesStream(WalkedStream):
     cursor_param = "created_at"
     fixed_body: t.ClassVar[dict[str, t.Any]] = {"order": "created_at", "ascending": False}
     count_path = "/v1/messages/all/count"
+    oldest_first_body: t.ClassVar[dict[str, t.Any] | None] = {
+        "order": "created_at",
+        "ascending": True,
+    }
     spec = MESSAGES
     schema = MESSAGES.json_schema()
 

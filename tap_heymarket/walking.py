@@ -188,6 +188,41 @@ class BackwardWalk:
         #: below it, and the list must end there.
         self._capped: tuple[str, int] | None = None
 
+    def narrow(self, floor: str) -> None:
+        """Stop at ``floor``, above the old one: another walk reads what is below it."""
+        self.floor = floor
+        if self.boundary <= floor:
+            self.finished = True
+
+    def split(self, hint: str | None = None) -> BackwardWalk | None:
+        """Hand the older half of what is left to a new walk (None if too little is left).
+
+        The halves meet at a whole second, so together they cover exactly what this walk had
+        left, whatever its answers in flight hold (records below its new floor are not passed on).
+        Without a floor, the halves meet half way down to ``hint`` (the oldest record there is,
+        as far as the caller knows; the older half stays open-ended, so a wrong hint costs time,
+        never a record); without either there is no telling where half way is.
+        """
+        if self.finished or self._tie is not None or self._capped is not None:
+            return None
+        low_text = self.floor if self.floor is not None else hint
+        if low_text is None or low_text >= self.boundary:
+            return None
+        high = _instant(self.boundary)
+        low = _instant(low_text)
+        middle = (low + (high - low) / 2).replace(microsecond=0)
+        if middle >= high - _SECOND or (self.floor is not None and _fixed(middle) <= self.floor):
+            return None
+        older = BackwardWalk(
+            top=_fixed(middle),
+            floor=self.floor,
+            limit=self.page_size,
+            key=self.key,
+            ident=self.ident,
+        )
+        self.narrow(older.top)
+        return older
+
     @property
     def resume_point(self) -> str:
         """Where an interrupted walk resumes: the boundary, or above a second not yet proven whole."""

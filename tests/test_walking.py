@@ -334,3 +334,66 @@ def test_a_capped_tie_with_older_records_below_fails_when_page_is_ignored():
     walker = BackwardWalk(top=TOP, floor=None, limit=100)
     with pytest.raises(PagingError, match="at most 50 records created within the second"):
         walk(model, walker)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    size=st.integers(0, 300),
+    broadcast=st.sampled_from([0, 0, 120]),
+    reading=readings,
+    use_floor=st.booleans(),
+    use_hint=st.booleans(),
+    choices=st.lists(st.integers(0, 2**16), min_size=1, max_size=400),
+)
+def test_walks_split_at_any_point_and_answered_in_any_order_pass_on_every_record(
+    seed, size, broadcast, reading, use_floor, use_hint, choices
+):
+    """Several walks at once, as a slow API's requests in flight: each split, each answer late."""
+    model = MessagesModel(random.Random(seed), size, broadcast=broadcast, **reading)
+    dates = sorted(m["date"] for m in model.messages.values())
+    floor = dates[len(dates) // 4] if use_floor and dates else None
+    hint = dates[0] if use_hint and dates else None
+    # A top just above the newest record, so that splits fall among the records.
+    top = _fixed(_parse(dates[-1]) + datetime.timedelta(seconds=3)) if dates else TOP
+    walks = [BackwardWalk(top=top, floor=floor, limit=30)]
+    in_flight: dict[int, tuple[WalkRequest, list[dict]]] = {}
+    passed: list[dict] = []
+    picks = iter(choices)
+    for _ in range(5000):
+        active = [w for w in walks if not w.finished]
+        if not active and not in_flight:
+            break
+        pick = next(picks, 1)
+        idle = [w for w in active if id(w) not in in_flight]
+        if pick % 3 == 0 and active and len(walks) < 12:
+            older = active[pick % len(active)].split(hint)
+            if older is not None:
+                walks.append(older)
+                continue
+        if (pick % 3 == 1 or not in_flight) and idle:
+            walk = idle[pick % len(idle)]
+            request = walk.request()
+            in_flight[id(walk)] = (request, model.answer(request))  # evaluated now, taken later
+            continue
+        if in_flight:
+            key = sorted(in_flight)[pick % len(in_flight)]
+            request, answer = in_flight.pop(key)
+            owner = next(w for w in walks if id(w) == key)
+            passed += owner.advance(request, answer)
+    else:
+        raise AssertionError("the walks do not end")
+    assert {m["id"] for m in passed} >= model.between(floor, top)
+    assert all(floor is None or m["date"] >= floor for m in passed)
+
+
+def test_a_split_hands_the_older_half_to_a_new_walk_meeting_at_a_whole_second():
+    walk = BackwardWalk(top=TOP, floor="2029-12-31T00:00:00.000000Z", limit=30)
+    older = walk.split()
+    assert older is not None
+    assert older.top == walk.floor == "2029-12-31T12:00:00.000000Z"
+    assert older.floor == "2029-12-31T00:00:00.000000Z"
+    assert BackwardWalk(top=TOP, floor=None, limit=30).split() is None
+    open_ended = BackwardWalk(top=TOP, floor=None, limit=30).split("2029-12-30T00:00:00.000000Z")
+    assert open_ended is not None and open_ended.top == "2029-12-31T00:00:00.000000Z"
+    assert open_ended.floor is None
