@@ -22,6 +22,7 @@ LIST_PATH = "/v2/contacts/list"
 INBOXES_PATH = "/v1/inboxes"
 MESSAGES_PATH = "/v1/messages/all"
 MESSAGES_COUNT_PATH = "/v1/messages/all/count"
+CONTACTS_COUNT_PATH = "/v1/contacts/count"
 TEAM_PATH = "/v1/team"
 TAGS_PATH = "/v1/tags"
 TEMPLATES_PATH = "/v1/templates"
@@ -145,7 +146,16 @@ def count_messages(fake: FakeHeymarket, body: Any) -> Reply:
     return json_reply(200, str(fake.message_store.count(query.cursor_ns, knobs)))
 
 
+def count_contacts(fake: FakeHeymarket, body: Any) -> Reply:
+    """``POST /v1/contacts/count``: every contact, as a JSON string (as messages are counted).
+
+    The docs only name this endpoint: the body is not read.
+    """
+    return json_reply(200, str(len(fake.store)))
+
+
 ROUTES: dict[tuple[str, str], Endpoint] = {
+    ("POST", CONTACTS_COUNT_PATH): Endpoint(count_contacts),
     ("POST", LIST_PATH): Endpoint(list_contacts, sync=True),
     ("GET", INBOXES_PATH): Endpoint(list_inboxes, sync=True),
     ("GET", TEAM_PATH): Endpoint(get_team, sync=True),

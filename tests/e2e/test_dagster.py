@@ -170,14 +170,17 @@ def test_each_account_inheriting_from_the_tap_gets_its_own_job_and_hourly_schedu
 
     defs = module.defs
     names = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
-    assert names == {JOB, f"{JOB}_east", f"{JOB}_west", "north"}
+    # The weekly contacts deletion sweep is a Meltano job of its own, with its own schedule.
+    sweep = "heymarket_contacts_sweep"
+    assert names == {JOB, f"{JOB}_east", f"{JOB}_west", "north", sweep}
     commands = {job.name: job.args for job in module.meltano_jobs(tmp_path)}
     assert commands[f"{JOB}_east"] == ("run", "tap-heymarket-east", "target-postgres")
     assert commands[f"{JOB}_west"] == ("run", "tap-heymarket-west", "target-postgres")
     assert commands[JOB] == ("run", "heymarket-to-postgres")
     for name in names:
         schedule = defs.resolve_schedule_def(f"{name}_schedule")
-        assert schedule.cron_schedule in ("@hourly", "0 * * * *")
+        expected = ("@weekly", "0 0 * * 0") if name == sweep else ("@hourly", "0 * * * *")
+        assert schedule.cron_schedule in expected
         assert schedule.job_name == name
 
 
