@@ -362,6 +362,11 @@ def _said(run: TapRun) -> str:
     return f"{count}: “{first[:200]}{'…' if len(first) > 200 else ''}”"
 
 
+def _ids(run: TapRun, stream: str) -> set[object]:
+    """The distinct ids of one stream's records in ``run``."""
+    return {record.get("id") for record in run.stream_records(stream)}
+
+
 def messages_sync(
     name: str,
     setup: Callable[[FakeHeymarket], object] = lambda fake: None,
@@ -385,13 +390,15 @@ def messages_sync(
         config = tap_config(fake, **{"page_size": PAGE_SIZE, **settings})
         first = run_tap(config)
         outcome = _outcome(first)
-        out = first.ids
+        out = _ids(first, "messages")
         if first.returncode != 0:
             outcome += f", {_said(first)}"
             if behave is not None:
                 behave(fake)
                 rerun = run_tap(config, state=first.states[-1] if first.states else None)
-                out = {record["id"] for record in first.records_before_last_state()} | rerun.ids
+                out = {
+                    record["id"] for record in first.records_before_last_state("messages")
+                } | _ids(rerun, "messages")
                 outcome += f"; rerun {_outcome(rerun)}"
         everything = _message_ids(fake)
         requests = _message_requests(fake)
@@ -431,7 +438,7 @@ def messages_churn(name: str, **knobs: object) -> Row:
         requests = _message_requests(fake)
         rate_limited = fake.rate_limited
     last = {}
-    for record in first.records + second.records:
+    for record in first.stream_records("messages") + second.stream_records("messages"):
         last[record["id"]] = record
     created = served.keys() - before.keys()
     changed = [mid for mid, m in served.items() if mid in before and m["updated"] != before[mid]]
@@ -455,18 +462,19 @@ def messages_interrupted(
         config = tap_config(fake, page_size=PAGE_SIZE, max_retries=2)
         first, seconds = interrupt_tap(config, at, interrupt(fake))
         fake.configure(fail_rate=0.0)
-        walk = first.states[-1]["bookmarks"].get("messages", {}).get("walk", {})
+        walks = first.states[-1]["bookmarks"].get("messages", {}).get("walks", [])
+        walk = min(walks, key=lambda w: w["boundary"]) if walks else {}
         second = run_tap(config, state=first.states[-1])
-        committed = {record["id"] for record in first.records_before_last_state()}
+        committed = {record["id"] for record in first.records_before_last_state("messages")}
         everything = _message_ids(fake)
         requests = _message_requests(fake)
-    reread = len(committed & second.ids)
+    reread = len(committed & _ids(second, "messages"))
     resumed = f"resumed from {walk['boundary'][:19]}Z" if walk else "no walk saved"
     outcome = (
         f"run 1 exit {first.returncode} after {seconds:.1f} s; rerun {resumed}, "
         f"{_outcome(second)}, {reread} re-read"
     )
-    out = len(everything & (committed | second.ids))
+    out = len(everything & (committed | _ids(second, "messages")))
     return Row(name, len(everything), out, 0, requests, outcome)
 
 

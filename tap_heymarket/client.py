@@ -299,12 +299,15 @@ class HeymarketStream(Stream):
     def count(self, path: str, body: dict[str, t.Any]) -> int | None:
         """What a count endpoint says there is, for progress lines; None if it gives no number.
 
-        Only an estimate is at stake, so a count that fails is not retried or reported.
+        Only an estimate is at stake, so a count Heymarket does not give is not reported, but
+        refused credentials fail the sync at once, as any request would.
         """
         try:
             # Never None from the decoder: an answer without a number is not worth a retry.
             (counted,) = self.post_json(body, lambda content: (_decode_count(content),), path)
-        except HeymarketAPIError:
+        except HeymarketAPIError as exc:
+            if exc.status in (401, 403):
+                raise
             return None
         return counted
 

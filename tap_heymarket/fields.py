@@ -193,7 +193,7 @@ INBOXES = RecordSpec(
     Field("widget_settings", Kind.JSON_OBJECT),
     Field("allowed_domains", Kind.JSON_ARRAY),
     Field("invited", Kind.JSON_ARRAY, "A boolean (narrative docs) or strings (schema), as a list"),
-    Field("creator_id", Kind.INTEGER),
+    Field("bco_chats", Kind.JSON_ARRAY),
     Field("op", Kind.STRING),
     Field("rev", Kind.INTEGER),
 )
@@ -274,6 +274,9 @@ CONVERSATIONS = RecordSpec(
     ),
     Field("updated", Kind.TIMESTAMP, "Last change (UTC)", required=True),
     Field("inbox", Kind.INTEGER, "Its inbox (inboxes.id)"),
+    # The partition a conversation was listed in, which the SDK adds to each record.
+    Field("inbox_id", Kind.INTEGER, "The inbox it was listed in (inboxes.id)"),
+    Field("closed", Kind.BOOLEAN, "Listed among the inbox's closed conversations"),
     Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
     Field("status", Kind.STRING),
     Field("name", Kind.STRING),

@@ -47,6 +47,11 @@ Record = dict[str, t.Any]
 MAX_WALKS = 12
 #: Not asked yet.
 _UNKNOWN = object()
+#: How far below its bookmark a run reads again, at least. The bookmark is the whole second
+#: after the one the last run began in, so a record changed after that run's walk passed its
+#: place, but dated before the bookmark (in that second, or by a clock running a little
+#: behind this machine's), is read by the next run.
+REREAD_BELOW_BOOKMARK = datetime.timedelta(seconds=2)
 #: Pages each half of a split walk must be expected to hold (see ``_split_one``).
 SPLIT_PAGES = 30
 
@@ -182,7 +187,7 @@ class ListStream(_Decoded, FullPass, OwnBookmark):
         self.end_full_pass()
         self.logger.info(
             "%s sync done in %.0f s: %d %s, %d requests",
-            self.name.capitalize(),
+            self.name.replace("_", " ").capitalize(),
             self.progress.elapsed,
             self.progress.records,
             self.name,
@@ -261,8 +266,8 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             _add_stats(stats, walk.stats)
         self.logger.info(
             "%s sync done%s in %.0f s: %d %s, %d requests, %d read, %d re-reads skipped, "
-            "%d ties read with a raised limit, %d tie pages, %d walks at most at once",
-            self.name.capitalize(),
+            "%d ties read with a raised limit, %d tie pages, %d walks in all",
+            self.name.replace("_", " ").capitalize(),
             self.describe(context),
             self.progress.elapsed,
             self.progress.records,
@@ -309,7 +314,7 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 self._bad_state(what, "lacks its top or boundary")
             walks.append(BackwardWalk(top=top, floor=floor, limit=limit, key=key, start=boundary))
             reached = max(reached or top, top)
-        floor = _earlier(reached, self.lookback()) if reached else None
+        floor = _earlier(reached, max(self.lookback(), REREAD_BELOW_BOOKMARK)) if reached else None
         if since and (floor is None or since > floor):
             floor = since
         walks.append(BackwardWalk(top=self.signpost, floor=floor, limit=limit, key=key))
@@ -455,7 +460,11 @@ def _instant(timestamp: str) -> datetime.datetime:
 
 
 def _earlier(timestamp: str, delta: datetime.timedelta) -> str:
-    return fixed_width(_instant(timestamp) - delta)
+    return _fixed(_instant(timestamp) - delta)
+
+
+def _fixed(instant: datetime.datetime) -> str:
+    return instant.strftime(TIMESTAMP_FORMAT)
 
 
 def _add_stats(total: WalkStats, more: WalkStats) -> None:

@@ -18,7 +18,17 @@ from typing_extensions import override
 
 from tap_heymarket.client import HeymarketAPIError, ca_bundle_error
 from tap_heymarket.normalize import InvalidTimestampError, normalize_timestamp
-from tap_heymarket.streams import ContactsStream, MessagesStream
+from tap_heymarket.streams import (
+    ContactsStream,
+    ConversationsStream,
+    CustomFieldsStream,
+    InboxesStream,
+    MessagesStream,
+    SurveysStream,
+    TagsStream,
+    TeamMembersStream,
+    TemplatesStream,
+)
 from tap_heymarket.writer import BufferedMsgSpecWriter, TargetGoneError
 
 if t.TYPE_CHECKING:
@@ -209,7 +219,20 @@ class TapHeymarket(Tap):
 
     def discover_streams(self) -> list[Stream]:
         """The tap's streams."""
-        return [stream(tap=self) for stream in (ContactsStream, MessagesStream)]
+        return [
+            stream(tap=self)
+            for stream in (
+                ContactsStream,
+                MessagesStream,
+                ConversationsStream,
+                InboxesStream,
+                TeamMembersStream,
+                TagsStream,
+                TemplatesStream,
+                SurveysStream,
+                CustomFieldsStream,
+            )
+        ]
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

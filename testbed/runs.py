@@ -41,8 +41,14 @@ class TapRun:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        """RECORD payloads, in the order emitted."""
-        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+        """Contacts' RECORD payloads, in the order emitted (``stream_records`` for the others)."""
+        return self.stream_records("contacts")
+
+    def stream_records(self, stream: str) -> list[dict[str, Any]]:
+        """One stream's RECORD payloads, in the order emitted."""
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     @property
     def states(self) -> list[dict[str, Any]]:
@@ -61,10 +67,14 @@ class TapRun:
             return None
         return self.states[-1]["bookmarks"]["contacts"].get("replication_key_value")
 
-    def records_before_last_state(self) -> list[dict[str, Any]]:
-        """Records a target had committed by the last STATE: what a restart may rely on."""
+    def records_before_last_state(self, stream: str = "contacts") -> list[dict[str, Any]]:
+        """A stream's records a target had committed by the last STATE: what a restart may rely on."""
         last = max((i for i, m in enumerate(self.messages) if m["type"] == "STATE"), default=-1)
-        return [m["record"] for m in self.messages[:last] if m["type"] == "RECORD"]
+        return [
+            m["record"]
+            for m in self.messages[:last]
+            if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
 
 def tap_command() -> list[str]:

@@ -21,7 +21,7 @@ def fake() -> FakeHeymarket:
 
 @pytest.fixture
 def serve_empty_pages() -> t.Iterator[t.Callable[..., tuple[str, list[str]]]]:
-    """Start loopback servers answering every POST with an empty page (HTTPS given an SSL context).
+    """Start loopback servers answering every request with an empty list (HTTPS given an SSL context).
 
     Each call returns the server's base URL and the list of request targets it is sent (a
     proxy is sent absolute URLs).
@@ -35,10 +35,18 @@ def serve_empty_pages() -> t.Iterator[t.Callable[..., tuple[str, list[str]]]]:
             def do_POST(self):
                 asked.append(self.path)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._answer(b"[]")
+
+            def do_GET(self):
+                # The lists a sync reads whole: no inboxes, and a team without members.
+                asked.append(self.path)
+                self._answer(b'{"id": 1, "members": []}' if self.path.endswith("/team") else b"[]")
+
+            def _answer(self, body: bytes) -> None:
                 self.send_response(200)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"[]")
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
