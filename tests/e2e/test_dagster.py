@@ -111,7 +111,18 @@ def test_the_job_loads_postgres_records_the_state_and_logs_no_secret(
     state = stored_state(meltano, Path(deployment["MELTANO_PROJECT_ROOT"]))
     assert bookmark(state) == max(contact["updated"] for contact in contacts.values())
     [materialized] = result.get_asset_materialization_events()
-    assert materialized.materialization.metadata["records tap-heymarket"].value == len(contacts)
+    every_record = (
+        len(contacts)
+        + len(account.all_messages())
+        + len(account.conversations())
+        + len(account.inboxes())
+        + len(account.team()["members"])
+        + len(account.tags())
+        + len(account.templates())
+        + len(account.surveys())
+        + len(account.custom_fields())
+    )
+    assert materialized.materialization.metadata["records tap-heymarket"].value == every_record
 
     captured = capfd.readouterr()
     log = run_log(instance, result.run_id)
