@@ -106,7 +106,14 @@ class _Decoded(HeymarketStream):
 
     #: The stream's fields, declared once in ``fields``; the schema is built from it.
     spec: RecordSpec
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        """A stream's schema is its ``spec``'s: one source for both."""
+        super().__init_subclass__(**kwargs)
+        if "spec" in vars(cls):
+            setattr(cls, "schema", cls.spec.json_schema())  # noqa: B010 - the SDK types it a property
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)

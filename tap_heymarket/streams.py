@@ -247,7 +247,6 @@ class MessagesStream(WalkedStream):
 
     name = "messages"
     path = "/v1/messages/all"
-    primary_keys = ("id",)
     replication_key = "date"
     walk_key = "date"
     cursor_param = "created_at"
@@ -258,7 +257,6 @@ class MessagesStream(WalkedStream):
         "ascending": True,
     }
     spec = MESSAGES
-    schema = MESSAGES.json_schema()
 
     def lookback(self) -> datetime.timedelta:
         """``messages_lookback_hours``: status and flag changes within it are synced."""
@@ -278,10 +276,8 @@ class TagsStream(WalkedStream):
 
     name = "tags"
     path = "/v1/tags"
-    primary_keys = ("id",)
     replication_key = None
     spec = TAGS
-    schema = TAGS.json_schema()
 
 
 class TemplatesStream(WalkedStream):
@@ -289,10 +285,8 @@ class TemplatesStream(WalkedStream):
 
     name = "templates"
     path = "/v1/templates"
-    primary_keys = ("id",)
     replication_key = None
     spec = TEMPLATES
-    schema = TEMPLATES.json_schema()
 
 
 class InboxesStream(ListStream):
@@ -301,9 +295,7 @@ class InboxesStream(ListStream):
     name = "inboxes"
     path = "/v1/inboxes"
     http_method = "GET"
-    primary_keys = ("id",)
     spec = INBOXES
-    schema = INBOXES.json_schema()
 
 
 class TeamMembersStream(ListStream):
@@ -312,9 +304,7 @@ class TeamMembersStream(ListStream):
     name = "team_members"
     path = "/v1/team"
     http_method = "GET"
-    primary_keys = ("id",)
     spec = TEAM_MEMBERS
-    schema = TEAM_MEMBERS.json_schema()
     expected_answer = "a team object with its members"
 
     def decode(self, content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
@@ -338,10 +328,8 @@ class SurveysStream(ListStream):
 
     name = "surveys"
     path = "/v1/surveys"
-    primary_keys = ("id",)
     paged = True
     spec = SURVEYS
-    schema = SURVEYS.json_schema()
 
 
 class CustomFieldsStream(ListStream):
@@ -353,9 +341,7 @@ class CustomFieldsStream(ListStream):
 
     name = "custom_fields"
     path = "/v1/contact-fields"
-    primary_keys = ("id",)
     spec = CUSTOM_FIELDS
-    schema = CUSTOM_FIELDS.json_schema()
 
     def decode(self, content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
         """Each field as ``{id, name, details}``."""
@@ -392,11 +378,9 @@ class ConversationsStream(WalkedStream):
 
     name = "conversations"
     path = "/v1/conversations"
-    primary_keys = ("id",)
     replication_key = "updated"
     state_partitioning_keys: t.ClassVar[list[str]] = ["inbox_id", "closed"]
     spec = CONVERSATIONS
-    schema = CONVERSATIONS.json_schema()
 
     @cached_property
     def _inbox_members(self) -> dict[int, int | None]:
