@@ -99,3 +99,21 @@ def test_a_tag_tie_larger_than_heymarkets_page_fails_in_one_line_rather_than_ski
     assert run.returncode == 1
     errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "records created within the second" in errors[0], run.stderr
+
+
+def test_faults_on_every_endpoint_are_retried_and_every_object_still_synced():
+    with FakeHeymarket(contacts=50, messages=300, seed=9) as fake:
+        fake.configure(fail_rate=0.25, fail_kinds=("500", "503", "cut", "json-truncated"))
+        run = run_tap(tap_config(fake, max_retries=8))
+        faulted = {r["path"] for r in fake.requests if r["fault"]}
+        expected = {
+            "inboxes": fake.inboxes(),
+            "tags": fake.tags(),
+            "templates": fake.templates(),
+            "surveys": fake.surveys(),
+            "conversations": fake.conversations(),
+        }
+    assert run.returncode == 0, run.stderr
+    assert {"/v1/tags", "/v1/conversations"} <= faulted, "the faults missed the account endpoints"
+    for stream, objects in expected.items():
+        assert sorted(set(ids(run, stream))) == sorted(o["id"] for o in objects), stream
