@@ -14,7 +14,8 @@ def test_a_deletion_sweep_resends_every_contact_then_activates_its_version_keepi
     with FakeHeymarket(contacts=300, seed=4) as fake:
         first = run_tap(tap_config(fake))
         assert first.returncode == 0, first.stderr
-        assert not any(m["type"] == "ACTIVATE_VERSION" for m in first.messages)
+        # An incremental run cannot tell deletions: no ACTIVATE_VERSION for contacts.
+        assert "ACTIVATE_VERSION" not in {m["type"] for m in contacts_messages(first)}
         bookmark = first.bookmark
         gone = [c["id"] for c in fake.contacts()[:20]]
         fake.delete_contacts(gone)
@@ -41,6 +42,5 @@ def test_a_sweep_that_fails_midway_sends_no_activate_version():
         fake.configure(fail_rate=0.3, fail_kinds=("500",))
         run = run_tap(tap_config(fake, contacts_deletion_sweep=True, max_retries=0, page_size=20))
     assert run.returncode == 1
-    assert contacts_messages(run), "the sweep failed before reading any contact"
-    assert any(m["type"] == "RECORD" for m in contacts_messages(run))
-    assert not any(m["type"] == "ACTIVATE_VERSION" for m in run.messages)
+    assert any(m["type"] == "RECORD" for m in contacts_messages(run)), "failed before a record"
+    assert "ACTIVATE_VERSION" not in {m["type"] for m in contacts_messages(run)}
