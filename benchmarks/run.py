@@ -38,10 +38,17 @@ CASES = (
     "contacts-cpu",
     "contacts-latency",
     "contacts-rate",
+    "contacts-rate-latency",
     "contacts-memory",
     "messages-rate",
+    "messages-rate-latency",
     "messages-memory",
 )
+#: Answer latencies of the rate-bound cases at a realistic latency.
+RATE_LATENCIES = (0.1, 0.3, 1.0)
+#: Contacts a request brings at best, and what a million-contact first sync needs at that.
+PAGE = 100
+MILLION = 1_000_000
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -222,6 +229,9 @@ def main() -> None:
     cpu_n, latency_n, rate_n = 50_000 // scale, 10_000 // scale, 15_000 // scale
     memory_small, memory_large = 5_000 // scale, 100_000 // scale
     messages_rate_n = 40_000 // scale
+    rate_latency_n = 24_000 // scale
+    # Quick: the slowest latency alone, the one that needs the most requests in flight.
+    latencies = RATE_LATENCIES[-1:] if args.quick else RATE_LATENCIES
     messages_memory = (10_000 // scale, 50_000 // scale, 200_000 // scale)
     rows: list[tuple[str, str, str, str]] = []
 
@@ -281,6 +291,21 @@ def main() -> None:
             ">= 95%, no 429",
         )
 
+    # The same limit, at the latencies a real account answers with: requests in flight.
+    if "contacts-rate-latency" in args.cases:
+        for latency in latencies:
+            with Fake(
+                rate_latency_n, rate_limit=limit, rate_window=window, latency=latency
+            ) as fake:
+                server = run_once("tap", fake, TAP_DEFAULT_PER_MINUTE).server
+            say(
+                f"Rate-bound at {latency * 1000:.0f} ms a request: {rate_latency_n:,} contacts, "
+                f"{API_LIMIT_PER_MINUTE}/min limit (as {limit} per {window:g} s)",
+                "tap-heymarket (default pacing)",
+                f"{_rate_figure(server, limit)}; {_million(server, rate_latency_n)}",
+                ">= 95%, no 429",
+            )
+
     if "contacts-memory" in args.cases:
         peaks = {}
         for contacts in (memory_small, memory_large):
@@ -311,6 +336,26 @@ def main() -> None:
             _rate_figure(server, limit),
             ">= 95%, no 429",
         )
+
+    if "messages-rate-latency" in args.cases:
+        broadcasts = _broadcasts(messages_rate_n, scale)
+        for latency in latencies:
+            with Fake(
+                messages=messages_rate_n,
+                rate_limit=limit,
+                rate_window=window,
+                latency=latency,
+                **broadcasts,
+            ) as fake:
+                server = run_once("tap", fake, TAP_DEFAULT_PER_MINUTE, stream="messages").server
+            say(
+                f"Messages, rate-bound at {latency * 1000:.0f} ms a request: "
+                f"{messages_rate_n:,} messages, {API_LIMIT_PER_MINUTE}/min limit "
+                f"(as {limit} per {window:g} s)",
+                "tap-heymarket (default pacing)",
+                _rate_figure(server, limit),
+                ">= 95%, no 429",
+            )
 
     if "messages-memory" in args.cases:
         runs = {}
@@ -343,6 +388,17 @@ def main() -> None:
 def _broadcasts(messages: int, scale: int) -> dict[str, int]:
     """One broadcast per 5,000 messages (at least one), of 500 (a tenth of that if quick)."""
     return {"broadcasts": max(1, messages * scale // 5_000), "broadcast_size": 500 // scale}
+
+
+def _million(server: dict, records: int) -> str:
+    """How long a million-record first sync takes at the requests and rate measured."""
+    per_minute = (server["requests"] - 1) / (server["last"] - server["first"]) * 60
+    requests = server["requests"] / records * MILLION
+    floor = MILLION / PAGE / API_LIMIT_PER_MINUTE
+    return (
+        f"{server['requests'] / (records / PAGE) - 1:+.1%} requests over one per {PAGE} records; "
+        f"1M records in **{requests / per_minute:.0f} min** (floor {floor:.0f} min)"
+    )
 
 
 def _rate_figure(server: dict, limit: int) -> str:

@@ -28,8 +28,9 @@ if t.TYPE_CHECKING:
 
     from tap_heymarket.normalize import NormalizeReport
 
-#: Requests in flight at most: enough to hide a slow API's latency behind the rate limit.
-MAX_IN_FLIGHT = 4
+#: Requests in flight at most: enough to hide a second of latency behind Heymarket's limit
+#: (500 a minute is one request every 0.12 s).
+MAX_IN_FLIGHT = 12
 #: Shortest time between pages assumed when sizing the requests in flight; below it an API is
 #: fast enough that one request ahead hides its latency.
 MIN_PAGE_PERIOD = 0.02
@@ -62,21 +63,21 @@ def in_flight_target(
     A page can be used every ``max(interval, busy)`` seconds at best: the pacing, or the time
     writing one page out takes. One request at a time (with the next sent as soon as a page
     is in) keeps up unless an answer takes half as long again as that; then as many as cover
-    the latency, up to ``most``.
+    the latency and one more (a request waits its turn at the pacer before it is sent, and
+    answers vary), up to ``most``.
     """
     if latency is None:
         return 1
     period = max(interval, busy or 0.0, MIN_PAGE_PERIOD)
     if latency <= 1.5 * period:
         return 1
-    return min(most, math.ceil(latency / period))
+    return min(most, math.ceil(latency / period) + 1)
 
 
 class Paginator(t.Protocol):
     """What ``PageSource`` needs of a paginator (``pagination.ContactsPaginator`` is one)."""
 
     finished: bool
-    windows_per_date: int
 
     @property
     def current(self) -> Hashable:
@@ -171,7 +172,6 @@ class PageSource:
     def _send_ahead(self) -> None:
         """Have exactly the requests the paginator names next in flight; drop the others."""
         target = in_flight_target(self._latency.value, self._interval, self._busy.value)
-        self._paginator.windows_per_date = target
         wanted = self._paginator.upcoming(target)
         for request in [request for request in self._sent if request not in wanted]:
             del self._sent[request]  # its answer is no longer needed; its thread ends alone

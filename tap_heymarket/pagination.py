@@ -51,19 +51,25 @@ that size can advance (offsets are multiples of the limit), it asks for the one 
 the answer, at a limit of one, whose offset no reading of a cap can change: none means the end.
 
 The same windows let several requests be in flight at once when the API's latency, not the
-rate limit, is what a sync waits for. With ``windows_per_date`` above one, a fresh ``date`` is
-followed by that many windows in all before ``date`` moves again, and as a window's place
-depends only on the one before it coming back full, ``upcoming()`` can name them all before any
-answer is in. Each answer is still taken in order and must join the one before it, whatever
-order the API evaluated them in: the argument above never relied on that order, only on
-contacts leaving and never entering the part of the list already read. A window that does not
-join makes the paginator look further back on its own, and the requests sent ahead for it
-are simply not asked for (``upcoming()`` no longer names them). Out-of-order answers have two
-consequences, both handled: an answer evaluated before one already taken can hold an older
-version of a contact whose newer version is further on (it is skipped as a re-read), and a
-short answer evaluated early can end before contacts updated meanwhile, so after requests were
-sent together only a short answer to a request sent alone ends the sync. A window sent ahead
-that fails a check is asked again, alone, before the check counts.
+rate limit, is what a sync waits for. A window's place depends only on the one before it
+coming back full, so ``upcoming()`` can name the next ones before any answer is in, and keeps
+naming them as answers arrive: the pipeline never drains. ``date`` moves inside it too. A window
+named ahead may be asked on a later ``date`` D' (a second below the newest contact of the last
+answer taken, as a fresh ``date`` would be): the list for D' is the list for the old ``date``
+without its contacts older than D', in the same order, so the window's offset is the old one
+less the contacts the last answer showed to be older than D', and it repeats, besides its usual
+overlap, every contact of D''s own second (which D' includes or not, depending on the reading).
+Each answer is still taken in order and must join the one before it, whatever order the API
+evaluated them in: the argument above never relied on that order, only on contacts leaving and
+never entering the part of the list already read, which holds across the two ``date``s. A
+window that does not join makes the paginator look further back on its own, and the requests
+named after it are simply not asked for (``upcoming()`` no longer names them). Out-of-order
+answers have two consequences, both handled: an answer evaluated before one already taken can
+hold an older version of a contact whose newer version is further on (it is skipped as a
+re-read), and a short answer evaluated early can end before contacts updated meanwhile, so
+only a short answer to a request named first (sent after every answer taken) ends the sync. An
+answer to a request named ahead that fails a check, or comes back short, is asked again first,
+before the check counts; no request is named ahead until an answer comes back full and whole.
 
 Contacts read twice are passed on once (targets upsert on ``id`` anyway), so the bookmark can be
 saved at any point and a restart from it re-reads at most the contacts of the bookmark's second.
@@ -71,10 +77,12 @@ saved at any point and a restart from it re-reads at most the contacts of the bo
 
 from __future__ import annotations
 
+import datetime
+import math
 import typing as t
 from dataclasses import dataclass
 
-from tap_heymarket.normalize import query_date, widen
+from tap_heymarket.normalize import TIMESTAMP_FORMAT, query_date, widen
 
 #: (updated, id) of a contact: what identifies one version of it.
 Key = tuple[str, int]
@@ -131,6 +139,8 @@ MIN_WINDOW = 20
 #: evaluated within moments of each other, so few contacts can leave in between; when more
 #: do, the window does not join and the paginator slides back (correct, one request dearer).
 AHEAD_OVERLAP = 2
+#: Requests named after ``current`` at most (more than any number in flight).
+MAX_AHEAD = 64
 #: Contacts asked for at least when ``date`` moves: one answer must be able to show its order.
 MIN_FIRST_LIMIT = 2
 #: Answers of the same short length that show Heymarket caps its answers (for the log).
@@ -192,13 +202,25 @@ class ContactsPaginator:
         self._last_window: list[Key] = []
         # Keys passed on since the current ``date``: re-reads of them are dropped.
         self._passed_on: set[Key] = set()
+        # Keys of every contact seen on the current ``date``'s list (see ``_out_of_reach``),
+        # and whether a contact without one was seen (then no count holds).
+        self._seen: set[Key] = set()
+        self._seen_unkeyed = False
         self._newest: str | None = None
-        #: Windows per ``date`` (1: move ``date`` after every page); read when ``date`` moves.
-        self.windows_per_date = 1
-        # Windows still to come on the current ``date`` before it moves again.
-        self._windows_left = 0
-        # Whether this ``date``'s windows may have been sent (and answered) together.
+        # The requests after ``current``, in order, that ``upcoming()`` named: each is what
+        # ``current`` becomes if the one before it comes back full.
+        self._plan: list[PageRequest] = []
+        # Requests named behind another one not yet taken: their answers may have been
+        # evaluated before that one's (see the module's docstring).
+        self._named_ahead: set[PageRequest] = set()
+        # No request is named ahead until an answer comes back full and passes every check.
+        self._hold = False
+        # Whether the answer being taken was to a request named ahead.
         self._sent_ahead = False
+        # The last answer taken: its request and the keys it placed, for moving ``date`` ahead.
+        self._anchor: tuple[PageRequest, list[Key]] | None = None
+        # The ``date`` of the requests ``_passed_on`` was last trimmed for.
+        self._passed_date = self.current.date
 
     @property
     def capped_at(self) -> int | None:
@@ -234,27 +256,83 @@ class ContactsPaginator:
     def upcoming(self, count: int) -> list[PageRequest]:
         """``current`` and the requests that follow it if every page comes back full: ``count`` at most.
 
-        Only windows already planned on the current ``date`` are named (never a new ``date``,
-        which depends on the answers), so each is exactly what ``current`` becomes in turn.
+        Each is exactly what ``current`` becomes in turn, unless an answer changes the plan
+        (then the requests no longer named are not needed).
         """
-        requests = [self.current]
-        request = self.current
+        if self._probing or self._hold or not self._ahead_window():
+            return [self.current]
+        count = min(count, 1 + self._pages_left())
+        while len(self._plan) < count - 1:
+            following = self._following(self._plan[-1] if self._plan else self.current)
+            if following == self.current or following in self._plan:
+                break
+            self._plan.append(following)
+        named = [self.current, *self._plan[: max(0, count - 1)]]
+        # What is not named now is not asked for (its answer is dropped); what is, stays sent.
+        self._named_ahead = {request for request in self._named_ahead if request in named}
+        self._named_ahead.update(named[1:])
+        return named
+
+    def _pages_left(self) -> int:
+        """Twice the pages left before the sync's start at the last answer's density, and one.
+
+        Windows named past the end of the list are wasted requests: this keeps their number
+        small at the end of a sync (the list's density varies, hence twice the estimate).
+        """
+        if self._anchor is None:
+            return MAX_AHEAD
+        keys = self._anchor[1]
+        span = _seconds(keys[-1][0]) - _seconds(keys[0][0])
+        if span <= 0:
+            return MAX_AHEAD  # a tie: the density says nothing
+        left = max(0.0, _seconds(self.next_run_reads_from) - _seconds(keys[-1][0]))
+        return min(MAX_AHEAD, math.ceil(2 * left / span) + 1)
+
+    def _following(self, request: PageRequest) -> PageRequest:
+        """The window after ``request`` if it comes back full: on a later ``date`` if it can be."""
         window = self._ahead_window()
-        if self._probing or not window:
-            return requests
-        for _ in range(min(count - 1, self._windows_left)):
-            limit, page = _overlapping_window(
-                request.offset + request.limit - 1, AHEAD_OVERLAP, window
-            )
-            request = PageRequest(date=request.date, page=page, limit=limit)
-            requests.append(request)
-        return requests
+        moved = self._moved_ahead(request, window)
+        if moved is not None:
+            return moved
+        limit, page = _overlapping_window(request.offset + request.limit - 1, AHEAD_OVERLAP, window)
+        return PageRequest(date=request.date, page=page, limit=limit)
+
+    def _moved_ahead(self, request: PageRequest, window: int) -> PageRequest | None:
+        """The window after ``request`` on the ``date`` the last answer taken would move to.
+
+        None unless that answer was on ``request``'s ``date``, shows where the later ``date``'s
+        list starts in it, and the move saves at least a window of offset.
+        """
+        if self._anchor is None or not self.order_shown:
+            return None
+        anchor, keys = self._anchor
+        new_date = query_date(keys[-1][0])
+        if anchor.date != request.date or (request.date is not None and new_date <= request.date):
+            return None
+        floor = widen(new_date)
+        first = next((index for index, key in enumerate(keys) if key[0] >= floor), 0)
+        if first == 0:  # the new list may start before this answer: its offset is unknown
+            return None
+        dropped = anchor.offset + first
+        if dropped < window:
+            return None
+        # Contacts of the new date's own second: in its list or not, depending on the reading.
+        either = sum(1 for key in keys[first:] if key[0][:19] == new_date[:19])
+        if AHEAD_OVERLAP + either > window // 2:  # a tie there: stay, windows read it cheaper
+            return None
+        limit, page = _overlapping_window(
+            request.offset + request.limit - 1 - dropped, AHEAD_OVERLAP + either, window
+        )
+        return PageRequest(date=new_date, page=page, limit=limit)
 
     def advance(self, page: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """Take the answer to ``current``; return the contacts to emit, and set the next request."""
         request = self.current
         self.stats.requests += 1
         self.stats.contacts_read += len(page)
+        # Whether the answer may have been evaluated before one already taken.
+        self._sent_ahead = request in self._named_ahead
+        self._named_ahead.discard(request)  # taken: asked again, it is asked anew
         if self._probing:
             self._take_probe(page)
             return []
@@ -275,6 +353,10 @@ class ContactsPaginator:
             # A fresh ``date``: the contacts already read of its first seconds lead the answer.
             joined = self._join_point(keys, self._passed_on)
         missed = [] if joined is None else self._missed(keys[:joined], floor)
+        if not missed and start:
+            joined_on = t.cast("Key", keys[start - 1])
+            if self._out_of_reach(request, len(page), start - 1, joined_on):
+                missed = [joined_on]
         behind = self._behind(keys[start:], floor)
         if missed or behind:
             if not self._sent_ahead:
@@ -283,14 +365,17 @@ class ContactsPaginator:
                     if missed
                     else _behind_message(request, behind[0], t.cast("str", self._newest))
                 )
-            # Maybe a stale answer to a request sent together with others: ask again, alone.
-            self._sent_ahead = False
-            self._windows_left = 0
+            # Maybe a stale answer to a request named ahead: ask again, first.
+            self._replan()
             self.stats.asked_again += 1
             if request.offset > 0:
                 self._slide_back(request)
             return []
 
+        # Every contact of this ``date``'s list counts, re-read or not (not just those past ``since``).
+        listed = widen(request.date) if request.date is not None else ""
+        self._seen.update(key for key in keys if key is not None and key[0] >= listed)
+        self._seen_unkeyed = self._seen_unkeyed or None in keys
         fresh: list[dict[str, t.Any]] = []
         for contact, key in zip(page[start:], keys[start:], strict=True):
             if key is None:
@@ -350,6 +435,21 @@ class ContactsPaginator:
             and floor <= key[0] < self.next_run_reads_from
         ]
 
+    def _out_of_reach(self, request: PageRequest, length: int, joined: int, key: Key) -> bool:
+        """Whether the contact a window joins on stands further in than the contacts seen.
+
+        In a stable order every contact up to it was seen (contacts only leave, so positions
+        only fall): more places before it than contacts seen means the order inside a tie
+        changed between requests, even when every contact the window repeats was read. The
+        offset is the least of the readings a cap allows (by the limit asked or the one served).
+        Contacts dated from a second before the sync began may also enter the list anywhere in
+        their tie: no count holds from there.
+        """
+        if self._seen_unkeyed or key[0] >= self.next_run_reads_from:
+            return False
+        position = request.page * min(request.limit, length) + joined
+        return position + 1 > len(self._seen)
+
     @staticmethod
     def _join_point(keys: list[Key | None], read: set[Key]) -> int | None:
         """Index in the new page of the last contact of ``read`` (None if none is there)."""
@@ -361,6 +461,7 @@ class ContactsPaginator:
     def _slide_back(self, request: PageRequest) -> None:
         """The window no longer meets the last one: contacts left before it; look further back."""
         self.stats.slid_back += 1
+        self._replan()
         self.current = self._tie_window(request.date, request.offset - 1) or PageRequest(
             date=request.date, page=0, limit=self._first_limit()
         )
@@ -391,11 +492,11 @@ class ContactsPaginator:
         fresh: list[dict[str, t.Any]],
     ) -> None:
         if len(page) < request.limit:
+            # The windows named after this one assumed it would come back full.
+            self._replan()
             if self._sent_ahead:
                 # The API may have answered this request before one already taken, so contacts
-                # updated in between could be past its end: ask it again, alone, to finish.
-                self._sent_ahead = False
-                self._windows_left = 0
+                # updated in between could be past its end: ask it again, first, to finish.
                 return
             ended = not page or len(page) < min(request.limit, self._largest_answer)
             if ended and not self._any_due(fresh):
@@ -417,29 +518,24 @@ class ContactsPaginator:
         if not placed:
             # A full page with nothing sortable in it: step over it by offset.
             self._last_window = []
+            self._replan()
             self.current = PageRequest(request.date, request.page + 1, request.limit)
             return
         self._last_window = placed
-        window = self._ahead_window()
-        if self._windows_left > 0 and window:
-            # The next of the windows planned on this ``date`` (``upcoming()`` named it).
-            self._windows_left -= 1
-            limit, page_number = _overlapping_window(
-                request.offset + len(page) - 1, AHEAD_OVERLAP, window
-            )
-            self.current = PageRequest(date=request.date, page=page_number, limit=limit)
+        self._anchor = (request, placed)
+        if len(page) == request.limit:
+            self._hold = False
+        if self._plan:
+            # The next of the windows ``upcoming()`` named (maybe on a later ``date``).
+            self.current = self._plan.pop(0)
+            self._trim_passed_on()
             return
         next_date = query_date(max(key[0] for key in placed))
         if self.order_shown and (request.date is None or next_date > request.date):
-            floor = widen(next_date)
-            self._passed_on = {key for key in self._passed_on if key[0] >= floor}
             self._last_window = []
-            self._windows_left = self.windows_per_date - 1
-            self._sent_ahead = self._windows_left > 0
             self.current = PageRequest(date=next_date, page=0, limit=self._first_limit())
+            self._trim_passed_on()
             return
-        # Every window from here is sent alone, after every answer taken so far.
-        self._sent_ahead = False
         window_request = self._tie_window(request.date, request.offset + len(page) - 1)
         if window_request is None:
             # No window fits: ask for the one contact after this answer, which proves the end
@@ -448,6 +544,29 @@ class ContactsPaginator:
             self._probing = True
             window_request = PageRequest(request.date, page=request.offset + len(page), limit=1)
         self.current = window_request
+
+    def _replan(self) -> None:
+        """Forget the requests named after ``current`` (they assumed answers that did not come).
+
+        None is named ahead again until an answer comes back full and passes every check.
+        """
+        self._plan.clear()
+        self._hold = True
+
+    def _trim_passed_on(self) -> None:
+        """Keep only the keys a request on ``current``'s ``date`` can show again."""
+        date = self.current.date
+        if date != self._passed_date and date is not None:
+            floor = widen(date)
+            self._passed_on = {key for key in self._passed_on if key[0] >= floor}
+            self._seen = {key for key in self._seen if key[0] >= floor}
+            self._passed_date = date
+
+
+def _seconds(timestamp: str) -> float:
+    """A fixed-width timestamp as seconds since the epoch."""
+    instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+    return instant.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _overlap(window: int) -> int:

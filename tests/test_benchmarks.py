@@ -32,8 +32,10 @@ def test_quick_benchmark_prints_every_case_with_its_ratio_to_the_floor():
         "| Latency-bound",
         "| Latency-bound",
         "| Rate-bound",
+        "| Rate-bound at 1000 ms a request",
         "| Memory",
         "| Messages, rate-bound",
+        "| Messages, rate-bound at 1000 ms a request",
         "| Messages, memory",
     ]
     assert all(re.search(r"\*\*[-+]?[\d.]+(x|%)\*\*", row) for row in rows[1:]), rows

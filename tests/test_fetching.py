@@ -49,7 +49,7 @@ def test_requests_in_flight_never_share_a_session_and_every_contact_comes_once_i
 
     assert fake.max_in_flight > 1, "the slow API must make the tap send requests together"
     assert not shared, "two requests in flight used one session at once"
-    assert 1 < len(used) <= 4, (
+    assert 1 < len(used) <= MAX_IN_FLIGHT, (
         "sessions are kept alive and reused, at most one per request in flight"
     )
     assert sorted(record["id"] for record in records) == sorted(expected)
@@ -63,8 +63,8 @@ def test_requests_in_flight_never_share_a_session_and_every_contact_comes_once_i
         (None, 0.125, None, 1),
         (0.003, 0.00006, 0.004, 1),
         (0.1, 0.125, 0.004, 1),
-        (0.3, 0.125, 0.004, 3),
-        (0.1, 0.00006, 0.004, MAX_IN_FLIGHT),
+        (0.3, 0.125, 0.004, 4),
+        (1.0, 0.00006, 0.004, MAX_IN_FLIGHT),
         (0.1, 0.00006, 0.08, 1),
     ],
     ids=[
