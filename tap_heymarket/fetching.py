@@ -184,12 +184,13 @@ class PageSource:
 class AnyOrder:
     """Requests answered on daemon threads, taken in the order their answers arrive.
 
-    For requests that do not depend on each other's answers: walks of disjoint ranges.
+    For requests that do not depend on each other's answers: walks of disjoint ranges (and
+    whatever ``fetch`` gives for other requests beside them).
     """
 
-    def __init__(self, fetch: Callable[[t.Any], Answer]) -> None:
+    def __init__(self, fetch: Callable[[t.Any], t.Any]) -> None:
         self._fetch = fetch
-        self._done: queue.SimpleQueue[tuple[t.Any, Answer | None, BaseException | None]] = (
+        self._done: queue.SimpleQueue[tuple[t.Any, t.Any, BaseException | None]] = (
             queue.SimpleQueue()
         )
         #: Requests sent whose answers were not taken yet.
@@ -206,10 +207,10 @@ class AnyOrder:
         except BaseException as exc:
             self._done.put((request, None, exc))
 
-    def take(self) -> tuple[t.Any, Answer]:
+    def take(self) -> tuple[t.Any, t.Any]:
         """The next answer to arrive and its request; raises what fetching it raised."""
         request, answer, error = self._done.get()
         self.in_flight -= 1
         if error is not None:
             raise error
-        return request, t.cast("Answer", answer)
+        return request, answer

@@ -45,15 +45,18 @@ Record = dict[str, t.Any]
 #: Walks of one stream in flight at most, each with one request: enough for the pacing's 8
 #: requests a second at a second's latency.
 MAX_WALKS = 12
-#: Not asked yet.
-_UNKNOWN = object()
+#: Not asked yet, and asked but not answered yet.
+_UNKNOWN, _ASKED = object(), object()
 #: How far below its bookmark a run reads again, at least. The bookmark is the whole second
 #: after the one the last run began in, so a record changed after that run's walk passed its
 #: place, but dated before the bookmark (in that second, or by a clock running a little
 #: behind this machine's), is read by the next run.
 REREAD_BELOW_BOOKMARK = datetime.timedelta(seconds=2)
 #: Pages each half of a split walk must be expected to hold (see ``_split_one``).
-SPLIT_PAGES = 30
+SPLIT_PAGES = 12
+#: The same once fewer than half the requests wanted are in flight (the end of a run, where
+#: the walks left are all short): a request more is cheaper than the pipeline standing idle.
+TAIL_SPLIT_PAGES = 4
 
 
 @dataclass
@@ -359,7 +362,7 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         request in flight, their answers taken as they arrive.
         """
         interval = 60.0 / self.config["max_requests_per_minute"]
-        requests = AnyOrder(lambda item: self._ask(item[1], context))
+        requests = AnyOrder(functools.partial(self._fetch_item, context=context))
         asking: set[int] = set()  # walks with a request in flight
         oldest: t.Any = _UNKNOWN  # the oldest record's date, asked once splits are wanted
         while True:
@@ -367,10 +370,13 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             if not active and not requests.in_flight:
                 return
             target = in_flight_target(self.latency.value, interval, None, MAX_WALKS)
-            if target > len(active) and oldest is _UNKNOWN:
-                oldest = self._oldest(walks[-1].top, context)
+            if target > len(active) and oldest is _UNKNOWN and self.oldest_first_body:
+                # Asked beside the walks' requests: the pipeline does not wait for it.
+                oldest = _ASKED
+                requests.send((None, walks[-1].top))
+            known = None if oldest in (_UNKNOWN, _ASKED) else oldest
             while len(active) < target and (
-                older := _split_one(active, oldest, self.config["page_size"])
+                older := _split_one(active, known, self.config["page_size"], target)
             ):
                 walks.append(older)
                 active.append(older)
@@ -380,8 +386,12 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 if id(walk) not in asking:
                     asking.add(id(walk))
                     requests.send((walk, walk.request()))
-            (walk, request), (answer, report) = requests.take()
+            (walk, request), answer = requests.take()
+            if walk is None:
+                oldest = answer
+                continue
             asking.discard(id(walk))
+            answer, report = answer
             self.extracted_at = utc_now()
             found.report.merge(report)
             written = 0
@@ -394,7 +404,14 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             if self.replication_key is not None:
                 self._save_walks(walks, bookmark, context)
 
-    def _oldest(self, top: str, context: Context | None) -> str | None:
+    def _fetch_item(
+        self, item: tuple[BackwardWalk | None, t.Any], context: Context | None
+    ) -> t.Any:
+        """A walk's answer, or (for no walk) the oldest record's date before ``item[1]``."""
+        walk, request = item
+        return self._ask(request, context) if walk is not None else self._oldest(request)
+
+    def _oldest(self, top: str) -> str | None:
         """The date of the oldest record before ``top``, if Heymarket lists oldest first.
 
         Only where ``oldest_first_body`` says how to ask; None if it cannot tell. Only where a
@@ -434,14 +451,15 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
 
 
 def _split_one(
-    walks: list[BackwardWalk], oldest: str | None, page_size: int
+    walks: list[BackwardWalk], oldest: str | None, page_size: int, target: int
 ) -> BackwardWalk | None:
     """Split the walk with the most left to walk, if each half is worth its own walk.
 
     A walk costs about one request more than its records need (its last answer reaches below
     its floor), so a half must hold ``SPLIT_PAGES`` pages at the density walked so far: the
-    extra requests stay under 1 in ``SPLIT_PAGES``. ``oldest``, the oldest record there is as
-    far as known, places an open-ended walk's half way.
+    extra requests stay under 1 in ``SPLIT_PAGES``; ``TAIL_SPLIT_PAGES`` once fewer than half
+    of the ``target`` walks are left. ``oldest``, the oldest record there is as far as known,
+    places an open-ended walk's half way.
     """
     walked = sum((_instant(w.top) - _instant(w.boundary)).total_seconds() for w in walks)
     read = sum(w.stats.records_read for w in walks)
@@ -455,7 +473,8 @@ def _split_one(
         return (_instant(walk.boundary) - _instant(low)).total_seconds()
 
     widest = max(walks, key=left)
-    if left(widest) / 2 * read / walked < SPLIT_PAGES * page_size:
+    pages = SPLIT_PAGES if 2 * len(walks) >= target else TAIL_SPLIT_PAGES
+    if left(widest) / 2 * read / walked < pages * page_size:
         return None
     return widest.split(oldest)
 
