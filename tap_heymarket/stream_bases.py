@@ -16,6 +16,7 @@ deleted.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import functools
 import logging
@@ -52,11 +53,9 @@ _UNKNOWN, _ASKED = object(), object()
 #: place, but dated before the bookmark (in that second, or by a clock running a little
 #: behind this machine's), is read by the next run.
 REREAD_BELOW_BOOKMARK = datetime.timedelta(seconds=2)
-#: Pages each half of a split walk must be expected to hold (see ``_split_one``).
-SPLIT_PAGES = 12
-#: The same once fewer than half the requests wanted are in flight (the end of a run, where
-#: the walks left are all short): a request more is cheaper than the pipeline standing idle.
-TAIL_SPLIT_PAGES = 4
+#: Pages each half of a split walk must be expected to hold (see ``_split_one``): a walk
+#: costs about a request more than its pages, cheaper than the pipeline standing idle.
+SPLIT_PAGES = 2
 
 
 @dataclass
@@ -248,9 +247,16 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         if full:
             self.begin_full_pass()
         first = walks[-1]
+        oldest: t.Any = _UNKNOWN
         if self.count_path and first.floor is None and len(walks) == 1:
+            # A first sync: Heymarket's count, for the progress lines, and the oldest record,
+            # asked together so that a slow API's first walks can be split at once.
             body = {**self.fixed_body, self.cursor_param: first.request().cursor}
-            self.progress.total = self.count(self.count_path, body)
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                counted = pool.submit(self.count, self.count_path, body)
+                if self.oldest_first_body is not None:
+                    oldest = pool.submit(self._oldest, first.top).result()
+                self.progress.total = counted.result()
         self.logger.info(
             "Syncing %s%s from %s to %s",
             self.name,
@@ -259,7 +265,7 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             first.top,
         )
         try:
-            yield from self._run(walks, bookmark, found, context)
+            yield from self._run(walks, bookmark, found, context, oldest)
         except PagingError as exc:
             # Every STATE so far is backed by answers that passed their checks.
             raise HeymarketAPIError(str(exc)) from None
@@ -353,6 +359,7 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         bookmark: str | None,
         found: Findings,
         context: Context | None,
+        oldest: t.Any = _UNKNOWN,
     ) -> t.Iterator[Record]:
         """The walks' new records; for an incremental stream, a STATE after each answer.
 
@@ -364,7 +371,11 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         interval = 60.0 / self.config["max_requests_per_minute"]
         requests = AnyOrder(functools.partial(self._fetch_item, context=context))
         asking: set[int] = set()  # walks with a request in flight
-        oldest: t.Any = _UNKNOWN  # the oldest record's date, asked once splits are wanted
+        # ``oldest``: the oldest record's date, asked once splits are wanted if not yet asked.
+        # With Heymarket's count, it gives the density to split at before any answer is in.
+        prior = _density(self.progress.total, walks[-1].top, oldest)
+        # Records a second in each walk's last answer: where a walk is, not where it was.
+        density: dict[int, float] = {}
         while True:
             active = [walk for walk in walks if not walk.finished]
             if not active and not requests.in_flight:
@@ -376,7 +387,14 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 requests.send((None, walks[-1].top))
             known = None if oldest in (_UNKNOWN, _ASKED) else oldest
             while len(active) < target and (
-                older := _split_one(active, known, self.config["page_size"], target)
+                older := _split_one(
+                    active,
+                    known,
+                    self.config["page_size"],
+                    target=target,
+                    density=density,
+                    prior=prior,
+                )
             ):
                 walks.append(older)
                 active.append(older)
@@ -392,6 +410,7 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 continue
             asking.discard(id(walk))
             answer, report = answer
+            before = walk.boundary
             self.extracted_at = utc_now()
             found.report.merge(report)
             written = 0
@@ -401,6 +420,9 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 written += 1
                 yield record
             self.progress.records_written(written)
+            span = (_instant(before) - _instant(walk.boundary)).total_seconds()
+            if span > 0 and answer:
+                density[id(walk)] = len(answer) / span
             if self.replication_key is not None:
                 self._save_walks(walks, bookmark, context)
 
@@ -451,32 +473,53 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
 
 
 def _split_one(
-    walks: list[BackwardWalk], oldest: str | None, page_size: int, target: int
+    walks: list[BackwardWalk],
+    oldest: str | None,
+    page_size: int,
+    *,
+    target: int,
+    density: dict[int, float],
+    prior: float | None = None,
 ) -> BackwardWalk | None:
-    """Split the walk with the most left to walk, if each half is worth its own walk.
+    """Split the walk with the most records left to walk, if each half is worth its own walk.
 
-    A walk costs about one request more than its records need (its last answer reaches below
-    its floor), so a half must hold ``SPLIT_PAGES`` pages at the density walked so far: the
-    extra requests stay under 1 in ``SPLIT_PAGES``; ``TAIL_SPLIT_PAGES`` once fewer than half
-    of the ``target`` walks are left. ``oldest``, the oldest record there is as far as known,
+    Only while fewer walks than ``target`` are in flight. A walk costs about one request more
+    than its records need (its last answer reaches below its floor), so a half must hold
+    ``SPLIT_PAGES`` pages at the density of the walk's last answer (``density``; all the walks'
+    on average before it has one, and ``prior`` before any answer is in): a request more is
+    cheaper than a request slot standing idle for a second. ``oldest``, the oldest record there
+    is as far as known,
     places an open-ended walk's half way.
     """
-    walked = sum((_instant(w.top) - _instant(w.boundary)).total_seconds() for w in walks)
-    read = sum(w.stats.records_read for w in walks)
-    if walked <= 0 or read == 0:
+
+    def walked(walk: BackwardWalk) -> float:
+        return (_instant(walk.top) - _instant(walk.boundary)).total_seconds()
+
+    total = sum(walked(walk) for walk in walks)
+    read = sum(walk.stats.records_read for walk in walks)
+    average = read / total if total > 0 and read else prior
+    if not average:
         return None  # no density yet to tell what a half would hold
 
-    def left(walk: BackwardWalk) -> float:
+    def records_left(walk: BackwardWalk) -> float:
         low = walk.floor or oldest
         if low is None or low >= walk.boundary:
             return 0.0
-        return (_instant(walk.boundary) - _instant(low)).total_seconds()
+        # Records are rarely spread evenly: where the walk is now counts.
+        here = density.get(id(walk), average)
+        return (_instant(walk.boundary) - _instant(low)).total_seconds() * here
 
-    widest = max(walks, key=left)
-    pages = SPLIT_PAGES if 2 * len(walks) >= target else TAIL_SPLIT_PAGES
-    if left(widest) / 2 * read / walked < pages * page_size:
+    fullest = max(walks, key=records_left)
+    if records_left(fullest) / 2 < SPLIT_PAGES * page_size:
         return None
-    return widest.split(oldest)
+    return fullest.split(oldest)
+
+
+def _density(total: int | None, top: str, oldest: t.Any) -> float | None:
+    """Records a second between ``oldest`` and ``top`` if ``total`` were spread evenly."""
+    if not total or not isinstance(oldest, str) or oldest >= top:
+        return None
+    return total / (_instant(top) - _instant(oldest)).total_seconds()
 
 
 def _instant(timestamp: str) -> datetime.datetime:

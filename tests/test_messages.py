@@ -81,7 +81,10 @@ def test_the_request_asks_newest_first_by_creation_before_a_whole_second():
     with FakeHeymarket(messages=10, seed=1) as fake:
         run = run_messages(only_messages(fake, page_size=40))
         assert run.returncode == 0, run.stderr
-        first = message_requests(fake)[0]["body"]
+        # (A first sync also asks for the oldest message, oldest first, to place its splits.)
+        first = next(
+            r["body"] for r in message_requests(fake) if r["body"].get("ascending") is False
+        )
         assert first.keys() == {"created_at", "order", "ascending", "limit"}
         assert first["order"] == "created_at" and first["ascending"] is False
         assert first["limit"] == 40
@@ -256,5 +259,6 @@ def test_a_slow_api_is_walked_by_several_walks_at_once_losing_nothing_and_few_re
         assert quick.returncode == 0 and run.returncode == 0, run.stderr
         assert fake.max_in_flight > 2, "the walks never overlapped"
         assert {r["id"] for r in message_records(run)} >= before
-        # Each walk costs about one request more than its records: a few percent at most.
-        assert len(message_requests(fake)) <= sequential * 1.05 + 2
+        # Each walk costs about one request more than its records, and walks are split down
+        # to two pages whenever a request slot would stand idle: 12 walks cost about a tenth.
+        assert len(message_requests(fake)) <= sequential * 1.15 + 2
