@@ -4,7 +4,10 @@
 
 Every case starts the fake Heymarket API (same seed for every client) in its own process, runs
 each client as a full process with stdout to /dev/null, and reports the median wall time of
-``--repeat`` runs and its ratio to the floor measured in the same run. The tap runs with a
+``--repeat`` runs and its ratio to the floor measured in the same run. The two
+``contacts-cpu-varied`` cases serve a second data set, unlike the fake's, from a plain HTTP
+server instead (``benchmarks.varied``), the second with a field the schema lacks on every
+contact. The tap runs with a
 catalog that selects only the stream the case measures. The messages cases have no floor: their
 figures are ratios to Heymarket's limit and to the smallest run's memory.
 """
@@ -36,6 +39,8 @@ UNPACED = 1_000_000
 #: The cases ``--cases`` may name, in the order they run.
 CASES = (
     "contacts-cpu",
+    "contacts-cpu-varied",
+    "contacts-cpu-unknown-field",
     "contacts-latency",
     "contacts-rate",
     "contacts-rate-latency",
@@ -60,13 +65,22 @@ class Run:
 
 
 class Fake:
-    """The fake API in a child process, for one case."""
+    """The fake API in a child process, for one case.
 
-    def __init__(self, contacts: int = 0, **knobs: float | int | None) -> None:
-        args = [sys.executable, "-m", "benchmarks.serve", "--contacts", str(contacts)]
+    ``server``: the module that serves it, ``benchmarks.serve`` (the fake Heymarket) or
+    ``benchmarks.varied`` (the second data set, on a plain server); a knob True or False is a
+    flag, given or not.
+    """
+
+    def __init__(
+        self, contacts: int = 0, server: str = "benchmarks.serve", **knobs: float | int | None
+    ) -> None:
+        args = [sys.executable, "-m", server, "--contacts", str(contacts)]
         args += ["--seed", str(SEED)]
         for name, value in knobs.items():
-            if value is not None:
+            if value is True:
+                args.append(f"--{name.replace('_', '-')}")
+            elif value is not None and value is not False:
                 args += [f"--{name.replace('_', '-')}", str(value)]
         self.process = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT
@@ -258,6 +272,28 @@ def main() -> None:
                 f"{wall:.2f} s, {cpu_n / wall:,.0f} records/s, **{wall / floor:.2f}x** floor{spread}",
                 "<= 1.3x" if client == "tap" else "",
             )
+
+    # The same, on a second data set unlike the fake's (``benchmarks.varied``), served by a plain
+    # threading HTTP server; then with a field the schema does not know on every contact.
+    for name, unknown, label in (
+        ("contacts-cpu-varied", False, "varied data"),
+        ("contacts-cpu-unknown-field", True, "varied data, a field the schema lacks on each"),
+    ):
+        if name in args.cases:
+            case = f"CPU-bound: {cpu_n:,} contacts, {label}, plain server, no latency"
+            with Fake(cpu_n, server="benchmarks.varied", unknown_field=unknown) as fake:
+                turns = take_turns(("floor", "tap"), args.repeat, fake)
+            floor = turns.median("floor").wall
+            for client, who in (("floor", "floor"), ("tap", "tap-heymarket")):
+                wall = turns.median(client).wall
+                spread = "" if client == "floor" else f" (rounds: {turns.ratio_range(client)})"
+                say(
+                    case,
+                    who,
+                    f"{wall:.2f} s, {cpu_n / wall:,.0f} records/s, **{wall / floor:.2f}x** floor"
+                    f"{spread}",
+                    "<= 1.3x" if client == "tap" else "",
+                )
 
     if "contacts-latency" in args.cases:
         case = f"Latency-bound: {latency_n:,} contacts, 100 ms a request"

@@ -49,10 +49,8 @@ def normalize_timestamp(value: object) -> str | None:
     and ``0001-01-01T00:00:00Z`` for a zero time. Digits past the microsecond are truncated,
     never rounded, so a normalised value is never later than the instant it stands for.
     """
-    if type(value) is str and (canonical := _GO_UTC.fullmatch(value)) and _is_date(value[:10]):
-        # What Go sends: already UTC, so only the fraction's width changes. The same text as
-        # below without a datetime; the hot path, as every contact has two of these.
-        return f"{value[:19]}.{(canonical[1] or '').ljust(6, '0')}Z"
+    if type(value) is str and (fixed := _go_fixed_width(value)) is not None:
+        return fixed
     if value is None or value == "":
         return None
     match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
@@ -86,7 +84,39 @@ def normalize_timestamp(value: object) -> str | None:
     return f"{instant.year:04d}{instant.strftime(TIMESTAMP_FORMAT[2:])}"  # %Y would not pad 999
 
 
-@functools.lru_cache(maxsize=4096)
+#: What replaces the ``Z`` of a Go UTC timestamp of each length with a fraction of 0 to 5 digits
+#: to make it fixed-width (the fraction padded to 6 digits); 27 characters are that width already.
+_WIDEN = {20: ".000000Z", 22: "00000Z", 23: "0000Z", 24: "000Z", 25: "00Z", 26: "0Z"}
+#: ``_is_date`` of the dates met so far: contacts' timestamps share few, and a dict reads faster
+#: than a cache's call.
+_DATES: dict[str, bool] = {}
+_go_utc = _GO_UTC.fullmatch
+
+
+def _go_fixed_width(value: str) -> str | None:
+    """``value`` in the fixed-width form if it is a UTC date-time as Go writes it, else None.
+
+    What Go sends: already UTC, so only the fraction's width changes (digits past the
+    microsecond cut). The same text as ``normalize_timestamp`` gives without a datetime; the
+    hot path, as every contact has two of these.
+    """
+    if _go_utc(value) is None:
+        return None
+    day = value[:10]
+    valid = _DATES.get(day)
+    if valid is None:
+        valid = _is_date(day)
+        if len(_DATES) >= 4096:
+            _DATES.clear()
+        _DATES[day] = valid
+    if not valid:
+        return None
+    size = len(value)
+    if size == 27:
+        return value
+    return value[:-1] + _WIDEN[size] if size < 27 else value[:26] + "Z"
+
+
 def _is_date(text: str) -> bool:
     """Whether ``YYYY-MM-DD`` is a real date from year 1000 on (``%Y`` pads no further)."""
     try:
@@ -240,6 +270,8 @@ _CONVERTERS: dict[Kind, t.Callable[[object], object]] = {
 #: bits): most values already are what they should be, and need no call to a converter.
 _EXACT: dict[Kind, type] = {Kind.INTEGER: int, Kind.STRING: str, Kind.BOOLEAN: bool}
 _UNSET = msgspec.UNSET
+#: Fields the schema lacks that a typed decoder learns to skip, at most (see ``decode_typed``).
+MAX_UNKNOWN_FIELDS = 32
 _Step = t.Callable[[object, str, NormalizeReport, dict[str, t.Any]], object]
 
 
@@ -296,18 +328,66 @@ class _Codec:
         )
         order = (*self.integers, *self.strings, *self.booleans, *self.timestamps)
         typed = {field.name: self._typed(field) for field in fields}
+        self._struct_name = f"_{_capitalized(spec.noun)}"
+        self._struct_fields = [
+            (name, typed[name] | msgspec.UnsetType | None, _UNSET)
+            for name in (*order, *(name for name, _ in self.json))
+        ]
+        #: The typed decoder, and the fields it skips that the schema does not have.
+        self.fast = self._fast_decoder(())
+
+    def _fast_decoder(self, unknown: tuple[str, ...]) -> _FastDecoder:
+        """A decoder of pages of records exactly as the schema types them, bar ``unknown`` fields.
+
+        Anything else fails to decode, a field neither declared nor in ``unknown`` too (so that
+        it can be named). ``unknown`` fields are read as raw JSON and left out of the records.
+        """
+        slots: list[str] = []
+        for _ in unknown:
+            slot = f"_unknown{len(slots)}"
+            while slot in self.kinds:
+                slot += "_"
+            slots.append(slot)
         record = msgspec.defstruct(
-            f"_{_capitalized(spec.noun)}",
+            self._struct_name,
             [
-                (name, typed[name] | msgspec.UnsetType | None, _UNSET)
-                for name in (*order, *(name for name, _ in self.json))
+                *self._struct_fields,
+                *((slot, msgspec.Raw | msgspec.UnsetType, _UNSET) for slot in slots),
             ],
+            rename=dict(zip(slots, unknown, strict=True)),
             forbid_unknown_fields=True,
         )
-        #: A page of records exactly as the schema types them; anything else fails to decode.
-        self.decode_typed: t.Callable[[bytes], list[msgspec.Struct]] = msgspec.json.Decoder(
-            types.GenericAlias(list, (record,))
-        ).decode
+        decode = msgspec.json.Decoder(types.GenericAlias(list, (record,))).decode
+        return _FastDecoder(unknown, tuple(zip(slots, unknown, strict=True)), decode)
+
+    def decode_typed(
+        self, content: bytes, report: NormalizeReport
+    ) -> list[dict[str, t.Any]] | None:
+        """The page's records if every value has its schema type (``finish`` done), else None.
+
+        A field the schema lacks does not count: its name is learnt from the decoder's error,
+        the page read again by a decoder that skips it, and the records are reported as
+        ``normalize`` reports them. Up to ``MAX_UNKNOWN_FIELDS`` names are learnt, for good:
+        Heymarket adds fields over time, and every page then carries them.
+        """
+        while True:
+            fast = self.fast
+            try:
+                typed = fast.decode(content)
+            except msgspec.ValidationError as exc:
+                name = _unknown_field(str(exc))
+                if name is None or name in fast.unknown or len(fast.unknown) >= MAX_UNKNOWN_FIELDS:
+                    return None
+                try:
+                    learnt = self._fast_decoder((*fast.unknown, name))
+                except ValueError:  # a name msgspec cannot match on ('"', '\\', controls)
+                    return None
+                # Another thread may have learnt a name meanwhile: it only costs a decode.
+                self.fast = learnt
+                continue
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                return None
+            return self.finish(typed, fast.slots, report)
 
     @staticmethod
     def _typed(field: Field) -> t.Any:
@@ -428,30 +508,85 @@ class _Codec:
             items.append(item)
         return items
 
-    def finish(self, record: dict[str, t.Any], report: NormalizeReport) -> dict[str, t.Any]:
-        """Finish a typed record: drop the fields it did not have, make its timestamps fixed-width.
+    def finish(
+        self,
+        typed: list[msgspec.Struct],
+        skipped: tuple[tuple[str, str], ...],
+        report: NormalizeReport,
+    ) -> list[dict[str, t.Any]]:
+        """Typed records as dicts, their timestamps fixed-width.
 
-        What ``coerce`` does, written out: a call less per timestamp shows on the fast path.
+        Without the fields they lack, nor the ``skipped`` ones (slot and name), which are
+        reported when present.
+
+        What ``coerce`` and ``normalize_timestamp`` do, written out for the form Go sends:
+        each call less per record shows on the fast path.
         """
-        if _UNSET in record.values():
-            record = {name: value for name, value in record.items() if value is not _UNSET}
-        for name in self.timestamps:
-            if name in record:
-                try:
-                    record[name] = normalize_timestamp(record[name])
-                except InvalidTimestampError as exc:
-                    report.null(name, self.whose(record), str(exc))
-                    record[name] = None
-        for name, stamps in self.item_timestamps:
-            for item in record.get(name) or ():
-                for key, label in stamps:
-                    if key in item:
-                        try:
-                            item[key] = normalize_timestamp(item[key])
-                        except InvalidTimestampError as exc:
-                            report.null(label, self.whose(record), str(exc))
-                            item[key] = None
-        return record
+        records: list[dict[str, t.Any]] = []
+        append = records.append
+        stamps = self.timestamps
+        item_stamps = self.item_timestamps
+        widen = _WIDEN
+        dates = _DATES
+        for struct in typed:
+            record = _as_dict(struct)
+            for slot, name in skipped:
+                if record.pop(slot) is not _UNSET:
+                    report.unknown_fields.add(name)
+            if _UNSET in record.values():
+                record = {name: value for name, value in record.items() if value is not _UNSET}
+            # Typed, so each timestamp is text, or None when null or absent (left as it is).
+            for name in stamps:
+                value = record.get(name)
+                if value is None:
+                    continue
+                if _go_utc(value) is None or not dates.get(value[:10]):
+                    record[name] = self._timestamp(value, name, report, record)
+                elif (size := len(value)) != 27:
+                    record[name] = value[:-1] + widen[size] if size < 27 else value[:26] + "Z"
+            for name, pairs in item_stamps:
+                for item in record.get(name) or ():
+                    for key, label in pairs:
+                        value = item.get(key)
+                        if value is None:
+                            continue
+                        if _go_utc(value) is None or not dates.get(value[:10]):
+                            item[key] = self._timestamp(value, label, report, record)
+                        elif (size := len(value)) != 27:
+                            item[key] = value[:-1] + widen[size] if size < 27 else value[:26] + "Z"
+            append(record)
+        return records
+
+    def _timestamp(
+        self, value: object, name: str, report: NormalizeReport, record: dict[str, t.Any]
+    ) -> str | None:
+        """``normalize_timestamp(value)``, or None, reported with whose it was (``record``'s)."""
+        try:
+            return normalize_timestamp(value)
+        except InvalidTimestampError as exc:
+            report.null(name, self.whose(record), str(exc))
+            return None
+
+
+class _FastDecoder(t.NamedTuple):
+    """A typed page decoder, and the fields the schema lacks that it skips."""
+
+    unknown: tuple[str, ...]
+    #: Each skipped field's attribute in the decoded records, and its name.
+    slots: tuple[tuple[str, str], ...]
+    decode: t.Callable[[bytes], list[msgspec.Struct]]
+
+
+#: How msgspec names the first field it met that a record's Struct lacks, in a page's record.
+_UNKNOWN_FIELD_ERROR = re.compile(
+    r"Object contains unknown field `(.*)` - at `\$\[\d+\]`", re.DOTALL
+)
+
+
+def _unknown_field(error: str) -> str | None:
+    """The field a typed decoder's ``error`` says a record has and the schema lacks, if any."""
+    match = _UNKNOWN_FIELD_ERROR.fullmatch(error)
+    return None if match is None else match[1]
 
 
 def _names(fields: list[Field], kind: Kind) -> tuple[str, ...]:
@@ -504,9 +639,10 @@ def decode_records(
 
     None when the JSON is not an array of objects. A page whose values all have their schema
     types (nearly every page) is decoded straight into typed records, which checks every value
-    in C; only the timestamps are then rewritten. Any other page (a NUL in a string, a field the
-    schema lacks, a value to coerce) goes through ``normalize_record`` one record at a time.
-    The two give the same records: the tests hold them to it.
+    in C; only the timestamps are then rewritten. Fields the schema lacks are skipped there and
+    reported (see ``_Codec.decode_typed``). Any other page (a NUL in a string, a value to
+    coerce) goes through ``normalize_record`` one record at a time. The two give the same
+    records and reports: the tests hold them to it.
 
     Text that is not Unicode, or a number no float or integer can hold, would make the page
     unreadable on every attempt: it is read again with U+FFFD in place of that text, and null
@@ -530,14 +666,9 @@ def _decode_page(
     spec: RecordSpec, content: bytes, report: NormalizeReport
 ) -> list[dict[str, t.Any]] | None:
     if _NUL_ESCAPE not in content:
-        codec = _codec(spec)
-        try:
-            typed = codec.decode_typed(content)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-            pass
-        else:
-            finish = codec.finish
-            return [finish(_as_dict(record), report) for record in typed]
+        records = _codec(spec).decode_typed(content, report)
+        if records is not None:
+            return records
     try:
         page = _decode_any(content)
     except msgspec.ValidationError:  # untyped, only a number out of range fails this way

@@ -29,6 +29,10 @@ def test_quick_benchmark_prints_every_case_with_its_ratio_to_the_floor():
         "| CPU-bound",
         "| CPU-bound",
         "| CPU-bound",
+        "| CPU-bound",
+        "| CPU-bound",
+        "| CPU-bound",
+        "| CPU-bound",
         "| Latency-bound",
         "| Latency-bound",
         "| Rate-bound",
@@ -39,7 +43,10 @@ def test_quick_benchmark_prints_every_case_with_its_ratio_to_the_floor():
         "| Messages, memory",
     ]
     assert all(re.search(r"\*\*[-+]?[\d.]+(x|%)\*\*", row) for row in rows[1:]), rows
-    latency_floor, latency_tap = rows[4], rows[5]
+    varied = [row for row in rows if "varied data" in row]
+    assert [row.split(" | ")[1] for row in varied] == ["floor", "tap-heymarket"] * 2, varied
+    assert "a field the schema lacks" in varied[2]
+    latency_floor, latency_tap = rows[8], rows[9]
     assert "at most 1 at once" in latency_floor
     in_flight = int(re.search(r"at most (\d+) at once", latency_tap)[1])
     assert in_flight > 1, "a latency-bound sync keeps several requests in flight"

@@ -609,3 +609,154 @@ def test_numbers_too_large_to_read_are_read_as_null_and_never_make_a_page_unread
         if name in CONTACTS.names
     )
     assert carried <= added <= too_big
+
+
+#: Names of fields Heymarket might add: none of the schema's, none msgspec cannot match on.
+_NEW_FIELD_NAMES = st.text(
+    st.characters(exclude_characters='"\\', exclude_categories=["Cc", "Cs"]), min_size=1
+).filter(lambda name: name not in CONTACTS.names)
+
+
+def _without_the_normaliser():
+    """A context in which a page that falls back to the per-record normaliser fails the test."""
+    return mock.patch("tap_heymarket.normalize._Codec.normalize", side_effect=AssertionError)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_TYPED_CONTACTS, st.dictionaries(_NEW_FIELD_NAMES, _JSON, max_size=2)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_pages_with_fields_the_schema_lacks_stay_on_the_typed_decoder(page):
+    raws = [{**contact, **new} for contact, new in page]
+    if "\\u0000" in json.dumps(raws):
+        return  # a NUL to strip: the per-record normaliser's job
+    # A table of its own, so that its decoder has learnt no field yet (it keeps what it learns).
+    contacts = RecordSpec(CONTACTS.noun, *CONTACTS.fields)
+    report, reference_report = NormalizeReport(), NormalizeReport()
+
+    with _without_the_normaliser():
+        records = decode_records(contacts, _as_json(raws), report)
+
+    reference = [normalize_record(contacts, raw, reference_report) for raw in raws]
+    assert msgspec.json.encode(records) == msgspec.json.encode(reference)
+    assert report == reference_report
+    assert report.unknown_fields == {name for _, new in page for name in new}
+
+
+def test_a_field_the_schema_lacks_is_learnt_once_and_reported_on_every_page_holding_it():
+    spec = RecordSpec("contact", Field("id", Kind.INTEGER), Field("updated", Kind.TIMESTAMP))
+    pages = [
+        b'[{"id":1,"loyalty_tier":"gold","updated":"2024-05-06T07:08:09.5Z"},{"id":2}]',
+        b'[{"id":3,"loyalty_tier":{"since":2020}},{"id":4,"score":[1,2],"loyalty_tier":null}]',
+        b'[{"id":5,"updated":"2024-05-06T07:08:09Z"}]',
+    ]
+    reports = [NormalizeReport() for _ in pages]
+
+    with _without_the_normaliser():
+        records = [
+            decode_records(spec, page, report) for page, report in zip(pages, reports, strict=True)
+        ]
+
+    assert records == [
+        [{"id": 1, "updated": "2024-05-06T07:08:09.500000Z"}, {"id": 2}],
+        [{"id": 3}, {"id": 4}],
+        [{"id": 5, "updated": "2024-05-06T07:08:09.000000Z"}],
+    ]
+    assert [report.unknown_fields for report in reports] == [
+        {"loyalty_tier"},
+        {"loyalty_tier", "score"},
+        set(),
+    ]
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "back\\slash", "tab\there"])
+def test_a_field_name_the_typed_decoder_cannot_learn_is_read_by_the_normaliser(name):
+    page = json.dumps([{"id": 1, name: 1, "updated": "2024-05-06T07:08:09Z"}]).encode()
+    report = NormalizeReport()
+
+    records = decode_contacts(page, report)
+
+    assert records == [{"id": 1, "updated": "2024-05-06T07:08:09.000000Z"}]
+    assert report.unknown_fields == {name}
+
+
+def test_past_the_most_fields_learnt_a_page_with_another_goes_to_the_normaliser():
+    spec = RecordSpec("contact", Field("id", Kind.INTEGER))
+    report = NormalizeReport()
+
+    with mock.patch("tap_heymarket.normalize.MAX_UNKNOWN_FIELDS", 1):
+        with _without_the_normaliser():
+            first = decode_records(spec, b'[{"id":1,"a":1}]', NormalizeReport())
+        second = decode_records(spec, b'[{"id":2,"a":1,"b":2}]', report)
+
+    assert first == [{"id": 1}]
+    assert second == [{"id": 2}]
+    assert report.unknown_fields == {"a", "b"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    instants=st.lists(_INSTANTS, min_size=1, max_size=4),
+    digits=st.lists(st.integers(0, 9), min_size=3, max_size=3),
+)
+def test_go_timestamps_of_0_to_9_fraction_digits_decode_fast_to_the_fixed_width_form(
+    instants, digits
+):
+    """As Heymarket writes them (0 to 6 digits; Go may write up to 9): UTC, ``Z``. Each becomes
+    the instant cut to the microsecond, as the per-contact normaliser makes it."""
+    written = [
+        [_rfc3339(instant, 0, count, 999) for count in digits] for instant in instants
+    ]  # updated, created, a note's date
+    page = [
+        {"id": index, "updated": u, "created": c, "note": [{"date": d, "user_id": 1}]}
+        for index, (u, c, d) in enumerate(written)
+    ]
+    report = NormalizeReport()
+
+    with _without_the_normaliser():
+        records = decode_contacts(_as_json(page), report)
+
+    for record, texts, instant in zip(records, written, instants, strict=True):
+        for value, text in zip(
+            (record["updated"], record["created"], record["note"][0]["date"]), texts, strict=True
+        ):
+            count = len(text) - 21 if "." in text else 0
+            cut = instant.microsecond // 10 ** (6 - min(count, 6)) * 10 ** (6 - min(count, 6))
+            assert value == instant.replace(microsecond=cut).strftime(TIMESTAMP_FORMAT)
+            assert value == normalize_timestamp(text)
+    assert report == NormalizeReport()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00Z",  # Go's zero time: unset
+        "0999-12-31T23:59:59.5Z",  # before the year 1000
+        "2023-02-29T00:00:00Z",  # no such day
+        "2024-02-29T12:00:00.123Z",
+        "2024-01-01T24:00:00Z",
+        "2024-01-01T12:00:60Z",
+        "2024-01-01T12:00:00.Z",
+        "2024-01-01T12:00:00.1234567890123Z",
+        "2024-01-01t12:00:00z",
+        "2024-01-01 12:00:00Z",
+        "2024-01-01T12:00:00+00:00",
+        "2024-01-01T12:00:00.5-07:30",
+        "\uff12\uff10\uff12\uff14-01-01T12:00:00Z",  # digits, but not ASCII ones
+        "",
+        "soon",
+    ],
+)
+def test_timestamps_read_fast_are_what_the_normaliser_makes_of_them(text):
+    page = [{"id": 1, "updated": text, "note": [{"date": text}]}]
+    report, reference_report = NormalizeReport(), NormalizeReport()
+
+    with _without_the_normaliser():
+        records = decode_contacts(_as_json(page), report)
+
+    assert records == [normalize_contact(page[0], reference_report)]
+    assert report == reference_report
