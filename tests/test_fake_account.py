@@ -147,6 +147,11 @@ def test_team_is_one_object_holding_its_members(fake: FakeHeymarket) -> None:
     assert {m["role"] for m in team["members"]} == {"admin", "member"}
     assert team == fake.team()
 
+    fake.team_answer = "no-id"
+    assert set(answer(fake, TEAM_PATH, method="GET")) == {"name", "list_size", "members"}
+    fake.team_answer = "403"
+    assert call(fake, "GET", TEAM_PATH).status_code == 403
+
 
 def test_two_fakes_of_one_seed_are_two_teams_whose_objects_share_ids() -> None:
     with (
