@@ -361,6 +361,7 @@ class HeymarketStream(Stream):
                 "rows could not be told apart from another account's"
             )
             raise HeymarketAPIError(msg)
+        self.logger.info("Syncing the account of team %d (%s)", team_id, team.get("name"))
         return Team(team_id, team["members"], datetime.datetime.now(datetime.timezone.utc))
 
     def post_process(

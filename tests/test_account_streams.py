@@ -132,6 +132,7 @@ def test_every_stream_s_rows_carry_their_account_s_team_id_which_keys_them_with_
     assert run.returncode == 0, run.stderr
     # One GET /v1/team a run, shared by every stream (team_members reads its members from it).
     assert len(team_requests) == 1
+    assert run.stderr.count("Syncing the account of team 777 (Acme Dental Group)") == 1
     schemas = {m["stream"]: m for m in run.messages if m["type"] == "SCHEMA"}
     assert set(schemas) == set(STREAMS)
     for stream in STREAMS:
