@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import email.utils
 import logging
 import os
@@ -15,6 +16,7 @@ import time
 import typing as t
 import urllib.parse
 import weakref
+from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 
@@ -33,6 +35,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from singer_sdk.authenticators import APIAuthenticatorBase
+    from singer_sdk.helpers.types import Context
 
 #: Named in the User-Agent, beside the tap's own version.
 SDK_VERSION = version("singer-sdk")
@@ -139,6 +142,32 @@ def _decode_count(content: bytes) -> int | None:
     return None
 
 
+#: The team object: its ``id`` is the account's, on every row (``team_id``).
+TEAM_PATH = "/v1/team"
+
+
+@dataclass(frozen=True)
+class Team:
+    """The account's team (``GET /v1/team``), asked once per run and shared by every stream."""
+
+    id: int
+    #: Its members, as Heymarket lists them (the ``team_members`` stream).
+    members: list[t.Any]
+    #: When the answer arrived (the members' ``time_extracted``).
+    received_at: datetime.datetime
+
+
+def _decode_team(content: bytes) -> dict[str, t.Any] | None:
+    """The team object with its ``members`` list, or None if the answer is anything else."""
+    try:
+        team = msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(team, dict) and isinstance(team.get("members"), list):
+        return team
+    return None
+
+
 class HeymarketAPIError(FatalAPIError):
     """Heymarket could not give us what we asked for; the message says what and what to check.
 
@@ -238,6 +267,9 @@ class _OneLineFailures(logging.Filter):
 #: Each tap's pacer, made by its first stream that asks.
 _PACERS: weakref.WeakKeyDictionary[Tap, RequestPacer] = weakref.WeakKeyDictionary()
 _PACERS_LOCK = threading.Lock()
+#: Each tap's team, asked by its first stream that needs it (its first record, or team members).
+_TEAMS: weakref.WeakKeyDictionary[Tap, Team] = weakref.WeakKeyDictionary()
+_TEAMS_LOCK = threading.Lock()
 
 _SDK_UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
 _ONE_LINE_FAILURES = _OneLineFailures()
@@ -290,6 +322,58 @@ class HeymarketStream(Stream):
             if pacer is None:
                 pacer = _PACERS[self._tap] = RequestPacer(self.config["max_requests_per_minute"])
         return pacer
+
+    @property
+    def team(self) -> Team:
+        """The account's team: one ``GET /v1/team`` per run, shared by all the tap's streams.
+
+        Asked through the same paced, retried path as every request. Refused or unusable (no
+        integer ``id``), the sync fails in one line: rows without their account's id could not
+        be told apart from another account's.
+        """
+        with _TEAMS_LOCK:
+            team = _TEAMS.get(self._tap)
+            if team is None:
+                team = _TEAMS[self._tap] = self._ask_team()
+        return team
+
+    @property
+    def team_id(self) -> int:
+        """The account's team id: every record's ``team_id`` where Heymarket gives none."""
+        return self.team.id
+
+    def _ask_team(self) -> Team:
+        what = f"the account's team id (GET {TEAM_PATH}, every row's team_id)"
+        try:
+            team = self.post_json(
+                {},
+                _decode_team,
+                TEAM_PATH,
+                method="GET",
+                expected="a team object with its members",
+            )
+        except HeymarketAPIError as exc:
+            raise HeymarketAPIError(f"{what}: {exc}", exc.status) from None
+        team_id = team.get("id")
+        if not isinstance(team_id, int) or isinstance(team_id, bool) or not 0 < team_id < 2**63:
+            msg = (
+                f"{what}: Heymarket's team object has no usable id (got {team_id!r}), so its "
+                "rows could not be told apart from another account's"
+            )
+            raise HeymarketAPIError(msg)
+        self.logger.info("Syncing the account of team %d (%s)", team_id, team.get("name"))
+        return Team(team_id, team["members"], datetime.datetime.now(datetime.timezone.utc))
+
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        """Every record carries its account's ``team_id``: its own if it has one, else the run's.
+
+        A Go zero (0) is no team. A dictionary lookup per record; the team is asked once.
+        """
+        if not row.get("team_id"):
+            row["team_id"] = self.team_id
+        return row
 
     @cached_property
     def progress(self) -> Progress:
@@ -379,11 +463,15 @@ class HeymarketStream(Stream):
         body: dict[str, t.Any],
         decode: t.Callable[[bytes], _Answer | None] = decode_json_array,  # type: ignore[assignment]
         path: str | None = None,
+        *,
+        method: str | None = None,
+        expected: str | None = None,
     ) -> _Answer:
         """POST ``body`` to the stream's path (or ``path``) and return what it answers with.
 
         ``decode`` turns the response's bytes into the answer (a JSON array of objects by
-        default), or None if they are not what was expected.
+        default), or None if they are not what was expected (``expected``, else the stream's
+        ``expected_answer``, in the error). ``method`` replaces the stream's ``http_method``.
 
         Retries what may pass (429, 5xx, cut connections, timeouts, a 200 that is not a JSON
         array) with exponential backoff and jitter, honouring ``Retry-After``, each attempt with
@@ -394,7 +482,14 @@ class HeymarketStream(Stream):
         encoded = msgspec.json.encode(body)
         for attempt in range(max_retries + 1):
             try:
-                return self._attempt(encoded, body, decode, path or self.path)
+                return self._attempt(
+                    encoded,
+                    body,
+                    decode,
+                    path or self.path,
+                    method=method or self.http_method,
+                    expected=expected or self.expected_answer,
+                )
             except _RetryableError as exc:
                 if attempt == max_retries:
                     msg = f"Heymarket kept failing after {max_retries + 1} attempts; last: {exc}"
@@ -416,11 +511,14 @@ class HeymarketStream(Stream):
         body: dict[str, t.Any],
         decode: t.Callable[[bytes], _Answer | None],
         path: str,
+        *,
+        method: str,
+        expected: str,
     ) -> _Answer:
         self.pacer.wait()
         self.progress.request_sent()
-        data = None if self.http_method == "GET" else encoded
-        request = requests.Request(self.http_method, self.url_base + path, data=data)
+        data = None if method == "GET" else encoded
+        request = requests.Request(method, self.url_base + path, data=data)
         sent = time.monotonic()
         try:
             with self._session() as session:
@@ -447,7 +545,7 @@ class HeymarketStream(Stream):
                 return records
             msg = (
                 f"Heymarket answered 200 with {_describe_body(response)} instead of "
-                f"{self.expected_answer} (X-Request-Id: {request_id})"
+                f"{expected} (X-Request-Id: {request_id})"
             )
             raise _RetryableError(msg)
         what = f"Heymarket answered {status} with {_describe_body(response)} (X-Request-Id: {request_id})"

@@ -69,18 +69,29 @@ class Field:
 
 
 class RecordSpec:
-    """One stream's record: its fields, in the order its schema lists them.
+    """One stream's record: its fields, in the order its schema lists them, and its key.
 
-    ``noun`` names a record in warnings ("Contact 5: rev is not an integer").
+    ``noun`` names a record in warnings ("Contact 5: rev is not an integer"). ``key`` is the
+    stream's primary key: integer fields, required and never null.
     """
 
-    def __init__(self, noun: str, *fields: Field) -> None:
+    def __init__(self, noun: str, *fields: Field, key: tuple[str, ...] = ()) -> None:
         self.noun = noun
         self.fields = fields
+        self.key = key
         self.names = frozenset(field.name for field in fields)
         if len(self.names) < len(fields):
             msg = f"{noun}: a field is declared twice"
             raise ValueError(msg)
+        by_name = {field.name: field for field in fields}
+        for name in key:
+            field = by_name.get(name)
+            if field is None or field.kind is not Kind.INTEGER:
+                msg = f"{noun}: key {name}: not a declared integer field"
+                raise ValueError(msg)
+            if not field.required or field.nullable:
+                msg = f"{noun}: key {name}: must be required and never null"
+                raise ValueError(msg)
         for field in fields:
             if field.name == "id" and field.kind is not Kind.INTEGER:
                 # The normaliser reads integers first, id first: the others' warnings name it.
@@ -109,6 +120,20 @@ class RecordSpec:
         ).to_dict()
 
 
+#: The Heymarket team (account) a record came from. Heymarket does not say that ids are unique
+#: across accounts, so every stream's key is the account's id and the object's: rows of several
+#: accounts can share one table. Heymarket's own value where the object carries one (contacts,
+#: tags, templates, custom fields; inboxes' ``team``), else the account's (``GET /v1/team``).
+TEAM_ID = Field(
+    "team_id",
+    Kind.INTEGER,
+    "The Heymarket team (account) it belongs to (GET /v1/team's id); with id, the key",
+    required=True,
+    nullable=False,
+)
+#: Every stream's primary key.
+ACCOUNT_KEY = ("team_id", "id")
+
 CONTACTS = RecordSpec(
     "contact",
     Field("id", Kind.INTEGER, "Contact ID", required=True, nullable=False),
@@ -131,7 +156,7 @@ CONTACTS = RecordSpec(
     Field("creator_id", Kind.INTEGER),
     Field("inbox_id", Kind.INTEGER),
     Field("parent_id", Kind.INTEGER),
-    Field("team_id", Kind.INTEGER),
+    TEAM_ID,
     Field("assigned_user_id", Kind.INTEGER),
     Field("custom", Kind.JSON_OBJECT, "Custom fields keyed by custom-field id"),
     Field(
@@ -151,11 +176,13 @@ CONTACTS = RecordSpec(
         Kind.JSON_ARRAY,
         "Tags: objects {id, tag, color, team_id, created, updated, rev} or plain values",
     ),
+    key=ACCOUNT_KEY,
 )
 
 MESSAGES = RecordSpec(
     "message",
     Field("id", Kind.INTEGER, "Message ID", required=True, nullable=False),
+    TEAM_ID,
     # Nullable, so that a target loads the rare message without a usable time.
     Field("date", Kind.TIMESTAMP, "When the message was sent or received (UTC)", required=True),
     Field("updated", Kind.TIMESTAMP, "Last change, e.g. of status or flag (UTC)"),
@@ -177,11 +204,13 @@ MESSAGES = RecordSpec(
     Field("support", Kind.BOOLEAN),
     Field("custom", Kind.JSON_OBJECT, "Custom data: {data, type}"),
     Field("conversation", Kind.JSON_OBJECT, "The conversation, as Heymarket embeds it"),
+    key=ACCOUNT_KEY,
 )
 
 INBOXES = RecordSpec(
     "inbox",
     Field("id", Kind.INTEGER, "Inbox ID", required=True, nullable=False),
+    TEAM_ID,
     Field("name", Kind.STRING),
     Field("team", Kind.INTEGER, "The team it belongs to"),
     Field("members", Kind.JSON_ARRAY, "User ids of its members (team_members.id)"),
@@ -196,6 +225,7 @@ INBOXES = RecordSpec(
     Field("bco_chats", Kind.JSON_ARRAY),
     Field("op", Kind.STRING),
     Field("rev", Kind.INTEGER),
+    key=ACCOUNT_KEY,
 )
 
 TEAM_MEMBERS = RecordSpec(
@@ -207,9 +237,10 @@ TEAM_MEMBERS = RecordSpec(
         required=True,
         nullable=False,
     ),
-    Field("team_id", Kind.INTEGER, "The team (from GET /v1/team)"),
+    TEAM_ID,
     Field("name", Kind.STRING),
     Field("role", Kind.STRING),
+    key=ACCOUNT_KEY,
 )
 
 TAGS = RecordSpec(
@@ -219,9 +250,10 @@ TAGS = RecordSpec(
     Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
     Field("tag", Kind.STRING, "The label"),
     Field("color", Kind.STRING),
-    Field("team_id", Kind.INTEGER),
+    TEAM_ID,
     Field("rev", Kind.INTEGER, "Incremented on every write"),
     Field("uuid", Kind.STRING),
+    key=ACCOUNT_KEY,
 )
 
 TEMPLATES = RecordSpec(
@@ -233,21 +265,24 @@ TEMPLATES = RecordSpec(
     Field("content", Kind.JSON_OBJECT, "GalleryContent: {text, gallery}"),
     Field("local_id", Kind.STRING),
     Field("uuid", Kind.STRING),
-    Field("team_id", Kind.INTEGER),
+    TEAM_ID,
     Field("creator_id", Kind.INTEGER),
     Field("shared", Kind.BOOLEAN),
     Field("archived", Kind.BOOLEAN),
     Field("rev", Kind.INTEGER, "Incremented on every write"),
+    key=ACCOUNT_KEY,
 )
 
 SURVEYS = RecordSpec(
     "survey",
     Field("id", Kind.INTEGER, "Survey ID", required=True, nullable=False),
+    TEAM_ID,
     Field("name", Kind.STRING),
     Field("type", Kind.STRING, "e.g. nps, csat"),
     Field("question", Kind.STRING, "The opening question"),
     Field("created", Kind.TIMESTAMP, "Creation time (UTC)"),
     Field("updated", Kind.TIMESTAMP, "Last change (UTC)"),
+    key=ACCOUNT_KEY,
 )
 
 CUSTOM_FIELDS = RecordSpec(
@@ -259,8 +294,10 @@ CUSTOM_FIELDS = RecordSpec(
         required=True,
         nullable=False,
     ),
+    TEAM_ID,
     Field("name", Kind.STRING, "Its name (or title)"),
     Field("details", Kind.JSON_OBJECT, "Everything else Heymarket says of it (shape undocumented)"),
+    key=ACCOUNT_KEY,
 )
 
 CONVERSATIONS = RecordSpec(
@@ -272,6 +309,7 @@ CONVERSATIONS = RecordSpec(
         required=True,
         nullable=False,
     ),
+    TEAM_ID,
     Field("updated", Kind.TIMESTAMP, "Last change (UTC)", required=True),
     Field("inbox", Kind.INTEGER, "Its inbox (inboxes.id)"),
     # The partition a conversation was listed in, which the SDK adds to each record.
@@ -298,4 +336,5 @@ CONVERSATIONS = RecordSpec(
     Field("noreply", Kind.STRING),
     Field("op", Kind.STRING),
     Field("super", Kind.INTEGER),
+    key=ACCOUNT_KEY,
 )

@@ -106,16 +106,17 @@ def log_findings(logger: logging.Logger, nouns: str, key: str | None, found: Fin
 class _Decoded(HeymarketStream):
     """A stream whose records are declared in a ``RecordSpec`` and decoded by it."""
 
-    #: The stream's fields, declared once in ``fields``; the schema is built from it.
+    #: The stream's fields and key, declared once in ``fields``; schema and key come from it.
     spec: RecordSpec
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
+    primary_keys: t.ClassVar[tuple[str, ...]]
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init_subclass__(cls, **kwargs: t.Any) -> None:
-        """A stream's schema is its ``spec``'s: one source for both."""
+        """A stream's schema and key are its ``spec``'s: one source for both."""
         super().__init_subclass__(**kwargs)
         if "spec" in vars(cls):
             setattr(cls, "schema", cls.spec.json_schema())  # noqa: B010 - the SDK types it a property
+            cls.primary_keys = cls.spec.key
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,7 +10,7 @@ from functools import cached_property
 import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_heymarket.client import HeymarketAPIError, HeymarketStream
+from tap_heymarket.client import TEAM_PATH, HeymarketAPIError, HeymarketStream
 from tap_heymarket.fetching import Answer, Page, PageSource
 from tap_heymarket.fields import (
     CONTACTS,
@@ -39,6 +39,9 @@ if t.TYPE_CHECKING:
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+#: Custom fields' keys with a column of their own; ``details`` holds the others.
+_CUSTOM_FIELD_COLUMNS = frozenset(("id", "team_id", "name"))
+
 #: Heymarket's count of contacts, asked on a first sync for the progress lines' share done.
 COUNT_CONTACTS_PATH = "/v1/contacts/count"
 
@@ -60,13 +63,13 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
 
     name = "contacts"
     path = "/v2/contacts/list"
-    primary_keys = ("id",)
+    primary_keys = CONTACTS.key
     replication_key = "updated"
     is_sorted = True
     #: The normaliser already makes every value match the schema, once per field.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    #: Declared once in ``fields``, where the typed decoder and the normaliser read it too.
+    #: Declared once in ``fields`` (with the key), where the decoder and normaliser read it too.
     schema = CONTACTS.json_schema()
     expected_answer = "a JSON array of contact objects"
 
@@ -297,30 +300,37 @@ class InboxesStream(ListStream):
     http_method = "GET"
     spec = INBOXES
 
+    def finish_record(self, record: dict[str, t.Any], context: Context | None) -> dict[str, t.Any]:
+        """``team_id`` is the inbox's own ``team`` (the account's when it has none)."""
+        if not record.get("team_id"):
+            record["team_id"] = record.get("team")
+        return record
+
 
 class TeamMembersStream(ListStream):
-    """The team's members, from ``GET /v1/team`` (one team object holding them)."""
+    """The team's members, from ``GET /v1/team`` (one team object holding them).
+
+    The team object is the one every stream's ``team_id`` comes from: asked once per run.
+    """
 
     name = "team_members"
-    path = "/v1/team"
+    path = TEAM_PATH
     http_method = "GET"
     spec = TEAM_MEMBERS
     expected_answer = "a team object with its members"
 
-    def decode(self, content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
-        """The ``members`` of the team object, each with the team's id."""
-        try:
-            team = msgspec.json.decode(content)
-        except msgspec.DecodeError:
-            return None
-        if not isinstance(team, dict) or not isinstance(team.get("members"), list):
-            return None
-        team_id = team.get("id")
-        return [
-            normalize_record(TEAM_MEMBERS, {**member, "team_id": team_id}, report)
-            for member in team["members"]
+    def fetch(self, body: dict[str, t.Any], found: Findings) -> list[dict[str, t.Any]]:
+        """The ``members`` of the run's team object, each with the team's id."""
+        team = self.team
+        report = NormalizeReport()
+        records = [
+            normalize_record(TEAM_MEMBERS, {**member, "team_id": team.id}, report)
+            for member in team.members
             if isinstance(member, dict)
         ]
+        self.extracted_at = team.received_at
+        found.report.merge(report)
+        return records
 
 
 class SurveysStream(ListStream):
@@ -335,8 +345,8 @@ class SurveysStream(ListStream):
 class CustomFieldsStream(ListStream):
     """The team's contact custom fields, from ``POST /v1/contact-fields``.
 
-    The answer's shape is undocumented: ``id`` and ``name`` (or ``title``) are typed, the rest
-    is kept whole in ``details``.
+    The answer's shape is undocumented: ``id``, ``team_id`` and ``name`` (or ``title``) are
+    typed, the rest is kept whole in ``details``.
     """
 
     name = "custom_fields"
@@ -344,7 +354,7 @@ class CustomFieldsStream(ListStream):
     spec = CUSTOM_FIELDS
 
     def decode(self, content: bytes, report: NormalizeReport) -> list[dict[str, t.Any]] | None:
-        """Each field as ``{id, name, details}``."""
+        """Each field as ``{id, team_id, name, details}``."""
         try:
             fields = msgspec.json.decode(content)
         except msgspec.DecodeError:
@@ -356,8 +366,9 @@ class CustomFieldsStream(ListStream):
                 CUSTOM_FIELDS,
                 {
                     "id": raw.get("id"),
+                    "team_id": raw.get("team_id"),
                     "name": raw.get("name", raw.get("title")),
-                    "details": {k: v for k, v in raw.items() if k not in ("id", "name")},
+                    "details": {k: v for k, v in raw.items() if k not in _CUSTOM_FIELD_COLUMNS},
                 },
                 report,
             )

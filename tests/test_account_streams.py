@@ -117,3 +117,74 @@ def test_faults_on_every_endpoint_are_retried_and_every_object_still_synced():
     assert {"/v1/tags", "/v1/conversations"} <= faulted, "the faults missed the account endpoints"
     for stream, objects in expected.items():
         assert sorted(set(ids(run, stream))) == sorted(o["id"] for o in objects), stream
+
+
+STREAMS = ("contacts", "messages", "conversations", *FULL_TABLE)
+
+
+def test_every_stream_s_rows_carry_their_account_s_team_id_which_keys_them_with_id():
+    with FakeHeymarket(contacts=30, messages=300, seed=6, team_id=777) as fake:
+        fake.add_raw({"id": 99_000_001, "updated": "2024-01-01T00:00:00Z", "team_id": None})
+        fake.add_raw({"id": 99_000_002, "updated": "2024-01-01T00:00:01Z", "team_id": 0})
+        fake.add_raw({"id": 99_000_003, "updated": "2024-01-01T00:00:02Z", "team_id": 12})
+        run = run_tap(tap_config(fake))
+        team_requests = [r for r in fake.requests if r["path"] == "/v1/team"]
+    assert run.returncode == 0, run.stderr
+    # One GET /v1/team a run, shared by every stream (team_members reads its members from it).
+    assert len(team_requests) == 1
+    assert run.stderr.count("Syncing the account of team 777 (Acme Dental Group)") == 1
+    schemas = {m["stream"]: m for m in run.messages if m["type"] == "SCHEMA"}
+    assert set(schemas) == set(STREAMS)
+    for stream in STREAMS:
+        assert schemas[stream]["key_properties"] == ["team_id", "id"], stream
+        team_id = schemas[stream]["schema"]["properties"]["team_id"]
+        assert team_id["type"] == ["integer"], stream
+        assert "team_id" in schemas[stream]["schema"]["required"], stream
+        records = run.stream_records(stream)
+        assert records, stream
+        teams = {record["id"]: record["team_id"] for record in records}
+        if stream == "contacts":
+            # Heymarket's own value is kept; null or a Go zero is the account's.
+            assert teams.pop(99_000_003) == 12
+        assert set(teams.values()) == {777}, stream
+    inboxes = run.stream_records("inboxes")
+    assert all(inbox["team"] == inbox["team_id"] for inbox in inboxes)
+    assert all("team_id" not in field["details"] for field in run.stream_records("custom_fields"))
+
+
+def test_a_record_without_a_team_of_its_own_takes_the_account_s():
+    with FakeHeymarket(contacts=5, messages=10, seed=2, team_id=31) as fake:
+        for inbox in fake.account._inboxes:  # the inbox's own team, as Heymarket may leave out
+            inbox["team"] = None
+        run = run_tap(tap_config(fake))
+    assert run.returncode == 0, run.stderr
+    assert {inbox["team_id"] for inbox in run.stream_records("inboxes")} == {31}
+    assert {inbox["team"] for inbox in run.stream_records("inboxes")} == {None}
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("403", "Heymarket answered 403 with forbidden: this key may not read the team"),
+        ("no-id", "Heymarket's team object has no usable id (got None)"),
+    ],
+)
+def test_a_team_heymarket_will_not_give_fails_the_sync_in_one_line_before_any_record(
+    answer, reason
+):
+    with FakeHeymarket(contacts=20, messages=10, seed=3) as fake:
+        fake.team_answer = answer
+        run = run_tap(tap_config(fake))
+        team_requests = [r for r in fake.requests if r["path"] == "/v1/team"]
+    assert run.returncode == 1
+    assert len(team_requests) == 1, "neither refused nor unusable is worth a retry"
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, run.stderr
+    assert "Sync failed: the account's team id (GET /v1/team, every row's team_id)" in errors[0]
+    assert reason in errors[0]
+    assert "Traceback" not in run.stderr
+    # No row went out without its account's id: contacts carry their own, so they needed no
+    # lookup; the stream after them (messages carry none) stopped at its first record.
+    records = [m for m in run.messages if m["type"] == "RECORD"]
+    assert {m["stream"] for m in records} == {"contacts"}
+    assert {m["record"]["team_id"] for m in records} == {4242}

@@ -127,7 +127,8 @@ BIG_INTEGERS: dict[int, tuple[dict, dict]] = {
             "inbox_id": 2**63 - 1,
             "parent_id": -(2**63),
         },
-        {"creator_id": None, "team_id": None, "inbox_id": 2**63 - 1, "parent_id": -(2**63)},
+        # team_id, a key, is then the account's (the fake's GET /v1/team).
+        {"creator_id": None, "team_id": 4242, "inbox_id": 2**63 - 1, "parent_id": -(2**63)},
     ),
     955: (
         {"id": 955, "updated": "2024-01-01T00:00:25Z", "note": [{"text": "hi", "user_id": 2**64}]},

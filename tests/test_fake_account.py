@@ -147,6 +147,34 @@ def test_team_is_one_object_holding_its_members(fake: FakeHeymarket) -> None:
     assert {m["role"] for m in team["members"]} == {"admin", "member"}
     assert team == fake.team()
 
+    fake.team_answer = "no-id"
+    assert set(answer(fake, TEAM_PATH, method="GET")) == {"name", "list_size", "members"}
+    fake.team_answer = "403"
+    assert call(fake, "GET", TEAM_PATH).status_code == 403
+
+
+def test_two_fakes_of_one_seed_are_two_teams_whose_objects_share_ids() -> None:
+    with (
+        FakeHeymarket(contacts=40, messages=60, seed=8) as first,
+        FakeHeymarket(contacts=40, messages=60, seed=8, team_id=777) as second,
+    ):
+        teams = [answer(fake, TEAM_PATH, method="GET")["id"] for fake in (first, second)]
+        assert teams == [4242, 777]
+        for fake, team in zip((first, second), teams, strict=True):
+            contacts = answer(fake, LIST_PATH, {"limit": 100})
+            assert {c["team_id"] for c in contacts} == {team}
+            assert {t["team_id"] for c in contacts for t in c["tags"] if isinstance(t, dict)} == {
+                team
+            }
+            assert {i["team"] for i in answer(fake, INBOXES_PATH, method="GET")} == {team}
+            for path in (TAGS_PATH, TEMPLATES_PATH, CUSTOM_FIELDS_PATH):
+                assert {o["team_id"] for o in answer(fake, path)} == {team}, path
+        # The same ids in both accounts: what the tap's keys must tell apart.
+        assert ids(first.contacts()) == ids(second.contacts())
+        assert ids(first.all_messages()) == ids(second.all_messages())
+        assert ids(first.tags()) == ids(second.tags())
+        assert ids(first.conversations()) == ids(second.conversations())
+
 
 # ---- tags and templates
 

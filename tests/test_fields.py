@@ -6,13 +6,14 @@ from unittest import mock
 
 import pytest
 
-from tap_heymarket.fields import CONTACTS, Field, Kind, RecordSpec
+from tap_heymarket.fields import ACCOUNT_KEY, CONTACTS, Field, Kind, RecordSpec
 from tap_heymarket.normalize import (
     NormalizeReport,
     decode_contacts,
     decode_records,
     normalize_record,
 )
+from tap_heymarket.tap import TapHeymarket
 
 #: The one edit a new contact field takes: a line in the ``CONTACTS`` table.
 NICKNAME = Field("nickname", Kind.STRING, "What they go by")
@@ -85,3 +86,32 @@ def test_warnings_name_a_record_by_its_table_s_noun_and_its_id_wherever_declared
 def test_a_table_the_decoders_cannot_follow_is_refused(fields, problem):
     with pytest.raises(ValueError, match=problem):
         RecordSpec("thing", *fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ((Field("id", Kind.INTEGER, required=True, nullable=False),), "team_id: not a declared"),
+        (
+            (
+                Field("id", Kind.INTEGER, required=True, nullable=False),
+                Field("team_id", Kind.STRING, required=True, nullable=False),
+            ),
+            "team_id: not a declared integer field",
+        ),
+        (
+            (Field("id", Kind.INTEGER), Field("team_id", Kind.INTEGER, required=True)),
+            "must be required and never null",
+        ),
+    ],
+)
+def test_a_key_that_could_be_missing_or_null_is_refused(fields, problem):
+    with pytest.raises(ValueError, match=problem):
+        RecordSpec("thing", *fields, key=ACCOUNT_KEY)
+
+
+def test_every_stream_is_keyed_by_its_account_and_id_as_its_table_declares():
+    streams = TapHeymarket(config={"api_key": "k"}, validate_config=False).streams.values()
+    for stream in streams:
+        assert tuple(stream.primary_keys) == ACCOUNT_KEY == ("team_id", "id"), stream.name
+        assert stream.schema["properties"]["team_id"]["type"] == ["integer"], stream.name

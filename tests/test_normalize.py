@@ -131,10 +131,12 @@ _NOTES = _loose_items(CONTACTS)
 
 
 def _nullable(schema: dict) -> dict:
-    """The stream schema as the normaliser alone must meet: ``id`` and ``updated`` may be absent
-    or null (the stream fills in ``updated`` and drops, reporting them, contacts without ``id``)."""
+    """The stream schema as the normaliser alone must meet: the key and ``updated`` may be absent
+    or null (the stream fills in ``updated`` and the account's ``team_id``, and drops, reporting
+    them, contacts without ``id``)."""
     schema = json.loads(json.dumps(schema))
-    schema["properties"]["id"]["type"] = [*schema["properties"]["id"]["type"], "null"]
+    for key in CONTACTS.key:
+        schema["properties"][key]["type"] = [*schema["properties"][key]["type"], "null"]
     schema["required"] = []
     return schema
 

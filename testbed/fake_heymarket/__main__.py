@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import testbed.fake_heymarket
 from testbed.fake_heymarket.fake import FakeHeymarket
+from testbed.fake_heymarket.generator import TEAM_ID
 from testbed.fake_heymarket.knobs import Knobs
 
 
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--surveys", type=int, default=12)
     parser.add_argument("--custom-fields", type=int, default=6)
     parser.add_argument("--list-tie-size", type=int, default=0)
+    parser.add_argument("--team-id", type=int, default=TEAM_ID)
     parser.add_argument("--secret-id", default="fake-secret-id")
     parser.add_argument("--secret-key", default="fake-secret-key")
     parser.add_argument("--api-key", default=None)
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         surveys=args.surveys,
         custom_fields=args.custom_fields,
         list_tie_size=args.list_tie_size,
+        team_id=args.team_id,
         port=args.port,
         knobs=knobs,
     )

@@ -178,7 +178,9 @@ class AccountStore:
         surveys: int,
         custom_fields: int,
         list_tie_size: int,
+        team_id: int = TEAM_ID,
     ) -> None:
+        """The account of team ``team_id``: its inboxes, tags, templates and custom fields carry it."""
         for name, n in (
             ("tags", tags),
             ("templates", templates),
@@ -194,7 +196,8 @@ class AccountStore:
         order_rng = random.Random(seed + 22)
         self._messages = messages
         self._last_clock = 0
-        self._inboxes = [copy.deepcopy(inbox) for inbox in INBOXES]
+        self.team_id = team_id
+        self._inboxes = [{**copy.deepcopy(inbox), "team": team_id} for inbox in INBOXES]
         self._tags = BeforeList(order_rng)
         self._templates = BeforeList(order_rng)
         self._conversations = BeforeList(order_rng)
@@ -226,7 +229,12 @@ class AccountStore:
     def team(self) -> dict[str, Any]:
         """``GET /v1/team``: the team object, with its members."""
         members = [{"id": uid, "name": name, "role": ROLES[uid]} for uid, name in USERS]
-        return {"id": TEAM_ID, "name": TEAM_NAME, "list_size": TEAM_LIST_SIZE, "members": members}
+        return {
+            "id": self.team_id,
+            "name": TEAM_NAME,
+            "list_size": TEAM_LIST_SIZE,
+            "members": members,
+        }
 
     def tag_page(self, cursor_ns: int | None, knobs: Knobs) -> list[dict[str, Any]]:
         """``POST /v1/tags``: a page of tags updated before the cursor, newest first."""
@@ -453,14 +461,13 @@ class AccountStore:
     def _pick(self, n: int) -> int:
         return int(self._rng.random() * n)
 
-    @staticmethod
-    def _tag(tid: int, name: str, created: str, updated: str, rev: int) -> dict[str, Any]:
+    def _tag(self, tid: int, name: str, created: str, updated: str, rev: int) -> dict[str, Any]:
         color = f"#{((tid - 500) * 2654435761) % 0xFFFFFF:06x}"
         return {
             "id": tid,
             "tag": name,
             "color": color,
-            "team_id": TEAM_ID,
+            "team_id": self.team_id,
             "created": created,
             "updated": updated,
             "rev": rev,
@@ -509,7 +516,7 @@ class AccountStore:
                     "name": name,
                     "local_id": local_id,
                     "content": {"text": text, "gallery": gallery},
-                    "team_id": TEAM_ID,
+                    "team_id": self.team_id,
                     "creator_id": USERS[self._pick(len(USERS))][0],
                     "shared": self._pick(4) != 0,
                     "created": format_us(us if rev == 1 else us - self._pick(200 * _DAY_US)),
@@ -554,7 +561,7 @@ class AccountStore:
                     "name": name,
                     "type": kind,
                     "options": list(options),
-                    "team_id": TEAM_ID,
+                    "team_id": self.team_id,
                     "created": format_us(created_us),
                     "updated": format_us(created_us + self._pick(300 * _DAY_US)),
                 }

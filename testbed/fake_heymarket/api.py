@@ -62,8 +62,14 @@ def list_inboxes(fake: FakeHeymarket, body: Any) -> Reply:
 
 
 def get_team(fake: FakeHeymarket, body: Any) -> Reply:
-    """``GET /v1/team``: one team object holding its members."""
-    return json_reply(200, fake.account.team())
+    """``GET /v1/team``: one team object holding its members (or what ``team_answer`` says)."""
+    answer = fake.knobs.team_answer
+    if answer == "403":
+        return error_reply(403, "forbidden", "this key may not read the team")
+    team = fake.account.team()
+    if answer == "no-id":
+        del team["id"]
+    return json_reply(200, team)
 
 
 def list_tags(fake: FakeHeymarket, body: Any) -> Reply:

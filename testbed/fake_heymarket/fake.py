@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from testbed.fake_heymarket.account import AccountStore
 from testbed.fake_heymarket.faults import FaultQueue
+from testbed.fake_heymarket.generator import TEAM_ID
 from testbed.fake_heymarket.knobs import Knobs
 from testbed.fake_heymarket.limits import RateLimiter
 from testbed.fake_heymarket.messages import MessageStore
@@ -68,6 +69,7 @@ class FakeHeymarket:
         surveys: int = 12,
         custom_fields: int = 6,
         list_tie_size: int = 0,
+        team_id: int = TEAM_ID,
         port: int = 0,
         knobs: Knobs | None = None,
     ) -> None:
@@ -84,6 +86,11 @@ class FakeHeymarket:
         6 custom fields the keys of contacts' ``custom``). ``list_tie_size`` tags, templates and
         conversations (closed ones of inbox 1201) share one ``updated``, so that a tie can be
         larger than a page.
+
+        ``team_id`` is the account's team (``GET /v1/team``), which its contacts, tags,
+        templates, custom fields and inboxes carry. Two fakes with the same ``seed`` and
+        different team ids are two accounts whose objects share their ids, as Heymarket does not
+        say ids are unique across accounts.
         """
         self.secret_id = secret_id
         self.secret_key = secret_key
@@ -92,8 +99,14 @@ class FakeHeymarket:
         #: The behaviour knobs; replaced as a whole by configure(), so a request sees one set.
         self.knobs = Knobs() if knobs is None else knobs
         self._knobs_lock = threading.Lock()
+        self.team_id = team_id
         self.store = ContactStore(
-            contacts=contacts, seed=seed, start=start, tie_groups=tie_groups, tie_size=tie_size
+            contacts=contacts,
+            seed=seed,
+            start=start,
+            tie_groups=tie_groups,
+            tie_size=tie_size,
+            team_id=team_id,
         )
         self.message_store = MessageStore(
             messages=messages,
@@ -112,6 +125,7 @@ class FakeHeymarket:
             surveys=surveys,
             custom_fields=custom_fields,
             list_tie_size=list_tie_size,
+            team_id=team_id,
         )
         self.faults = FaultQueue(random.Random(seed + 1))
         self.limiter = RateLimiter()

@@ -27,6 +27,9 @@ _LAST = (
 )  # fmt: skip
 _EMOJI = ("🦄", "🌮", "⭐", "🚀", "👩🏽‍💻", "🇫🇷")
 _DOMAINS = ("gmail.com", "example.com", "acme.io", "yahoo.co.uk", "outlook.com", "empresa.mx")
+#: The account's team id (``GET /v1/team``), which contacts, tags, templates, custom fields and
+#: inboxes carry: the default of ``FakeHeymarket(team_id=...)``. Two fakes with different team ids
+#: and the same seed are two accounts whose objects share their ids.
 TEAM_ID = 4242
 #: The account's users ``(id, name)``: the team's members (``GET /v1/team``), contacts' creators
 #: and assignees, messages' senders, conversations' members.
@@ -140,9 +143,10 @@ class ContactGenerator:
     stored contact is only ever parsed when it is changed.
     """
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, team_id: int = TEAM_ID) -> None:
         self.rng = rng
         self.random = rng.random
+        self.team_id = team_id
         self.first = [go_json(name) for name in _FIRST]
         self.last = [go_json(name) for name in _LAST]
         self.display = [[go_json(f"{first} {last}".strip()) for last in _LAST] for first in _FIRST]
@@ -161,7 +165,7 @@ class ContactGenerator:
                     "id": 500 + i,
                     "tag": name,
                     "color": f"#{(i * 2654435761) % 0xFFFFFF:06x}",
-                    "team_id": TEAM_ID,
+                    "team_id": team_id,
                     "created": tag_time,
                     "updated": tag_time if i % 3 else format_us(1_650_000_000_500_000),
                     "rev": 1 + i % 3,
@@ -253,7 +257,7 @@ class ContactGenerator:
             f'"first":{self.first[fi]},"id":{cid},"inbox_id":{INBOXES[pick(3)]["id"]},'
             f'"last":{self.last[li]},"note":{self.notes(updated_us)},"op":"{op}",'
             f'"parent_id":{parent},"phone":"{phone}","rev":{rev},'
-            f'"shared":{"true" if r() < 0.3 else "false"},"team_id":{TEAM_ID},'
+            f'"shared":{"true" if r() < 0.3 else "false"},"team_id":{self.team_id},'
             f'"type":"contact","updated":"{updated}","assigned_user_id":{assigned},'
             f'"tags":{self.tag_list()},"is_opted_out":{"true" if r() < 0.05 else "false"}}}'
         )

@@ -155,6 +155,12 @@ class Knobs:
         " or title as POST /v1/contacts/fields answers",
         choices=("name", "title"),
     )
+    team_answer: str = _knob(
+        "object",
+        "what GET /v1/team answers: the team object, a 403 (a key that may not read the team),"
+        " or the object without its id",
+        choices=("object", "403", "no-id"),
+    )
     conversation_changes_per_request: int = _knob(
         0,
         "conversations of the asked inboxes updated (now) after each page of conversations",

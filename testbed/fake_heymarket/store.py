@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from testbed.fake_heymarket.generator import ContactGenerator
+from testbed.fake_heymarket.generator import TEAM_ID, ContactGenerator
 from testbed.fake_heymarket.wire import format_us, go_json, is_int, parse_ns
 
 if TYPE_CHECKING:
@@ -44,7 +44,14 @@ class ContactStore:
     """
 
     def __init__(
-        self, *, contacts: int, seed: int, start: str, tie_groups: int, tie_size: int
+        self,
+        *,
+        contacts: int,
+        seed: int,
+        start: str,
+        tie_groups: int,
+        tie_size: int,
+        team_id: int = TEAM_ID,
     ) -> None:
         if tie_groups * tie_size > contacts:
             raise ValueError("tie_groups * tie_size contacts must fit in contacts")
@@ -59,7 +66,7 @@ class ContactStore:
         self._next_id = 10_000_001
         self._rng = random.Random(seed)
         self._order_rng = random.Random(seed + 2)
-        self._gen = ContactGenerator(self._rng)
+        self._gen = ContactGenerator(self._rng, team_id)
         self._generate(contacts, parse_ns(start) // 1000, tie_groups, tie_size)
 
     def __len__(self) -> int:
