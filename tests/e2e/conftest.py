@@ -96,7 +96,8 @@ def expected_messages(fake: FakeHeymarket) -> dict[int, dict[str, Any]]:
     """Every message in the fake, by id, as the tap must deliver it.
 
     The conversation's id and inbox come from the message as served, so the tap's own
-    columns are checked against Heymarket's embedded object, not against themselves.
+    columns are checked against Heymarket's embedded object, not against themselves; its
+    ``team_id`` is the account's (``GET /v1/team``), as messages carry none.
     """
     report = NormalizeReport()
     messages = {}
@@ -104,6 +105,7 @@ def expected_messages(fake: FakeHeymarket) -> dict[int, dict[str, Any]]:
         message = normalize_record(MESSAGES, raw, report)
         message["conversation_id"] = raw["conversation"]["id"]
         message["inbox_id"] = raw["conversation"]["inbox"]
+        message["team_id"] = fake.team()["id"]
         messages[raw["id"]] = message
     return messages
 

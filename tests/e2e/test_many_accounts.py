@@ -251,10 +251,7 @@ def assert_records_match(warehouse: ThrowawayPostgres, fakes: dict[str, FakeHeym
         rows = {(row["team_id"], row["id"]): row for row in loaded_rows(warehouse, table)}
         for name, fake in fakes.items():
             team = ACCOUNTS[name]["team_id"]
-            records = {
-                (team, record_id): {**record, "team_id": team}
-                for record_id, record in expected(fake).items()
-            }
+            records = {(team, record_id): record for record_id, record in expected(fake).items()}
             assert {key: rows[key] for key in records} == records, (table, name)
 
 

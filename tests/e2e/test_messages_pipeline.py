@@ -48,6 +48,7 @@ SECOND = datetime.timedelta(seconds=1)
 
 EXPECTED_MESSAGE_COLUMN_TYPES = {
     "id": "bigint",
+    "team_id": "bigint",
     "date": "timestamp without time zone",
     "updated": "timestamp without time zone",
     **dict.fromkeys(("conversation_id", "inbox_id", "user", "broadcast_id", "super"), "bigint"),
@@ -146,7 +147,7 @@ def test_meltano_run_loads_every_message_beside_contacts_and_keeps_both_bookmark
         " = conversation_id AND (conversation->>'inbox')::bigint = inbox_id"
     )
     assert int(agreeing) == len(messages)
-    assert primary_key(warehouse, "messages") == ["id"]
+    assert sorted(primary_key(warehouse, "messages")) == ["id", "team_id"]
 
     state = meltano.state()
     assert bookmark(state, "contacts") == max(c["updated"] for c in contacts.values())
