@@ -61,7 +61,10 @@ less the contacts the last answer showed to be older than D', and it repeats, be
 overlap, every contact of D''s own second (which D' includes or not, depending on the reading).
 Each answer is still taken in order and must join the one before it, whatever order the API
 evaluated them in: the argument above never relied on that order, only on contacts leaving and
-never entering the part of the list already read, which holds across the two ``date``s. A
+never entering the part of the list already read, which holds across the two ``date``s. As
+the order inside a tie may differ from one ``date`` to another, a window on a new ``date`` joins
+only where its answer holds the join contact's whole second (a contact of an earlier second
+before it), so that a changed order there shows as a missed contact, not a skipped one. A
 window that does not join makes the paginator look further back on its own, and the requests
 named after it are simply not asked for (``upcoming()`` no longer names them). Out-of-order
 answers have two consequences, both handled: an answer evaluated before one already taken can
@@ -200,6 +203,7 @@ class ContactsPaginator:
         self.stats = PagingStats()
         # Keys of the contacts read in the last window, to find where the next one joins it.
         self._last_window: list[Key] = []
+        self._last_window_date: str | None = None
         # Keys passed on since the current ``date``: re-reads of them are dropped.
         self._passed_on: set[Key] = set()
         # Keys of every contact seen on the current ``date``'s list (see ``_out_of_reach``),
@@ -344,7 +348,7 @@ class ContactsPaginator:
 
         start = 0
         if request.offset > 0 and self._last_window:
-            joined = self._join_point(keys, set(self._last_window))
+            joined = self._window_join(request, keys)
             if joined is None:
                 self._slide_back(request)
                 return []
@@ -450,6 +454,21 @@ class ContactsPaginator:
         position = request.page * min(request.limit, length) + joined
         return position + 1 > len(self._seen)
 
+    def _window_join(self, request: PageRequest, keys: list[Key | None]) -> int | None:
+        """Where a window joins the last one (None: it does not).
+
+        Across two ``date``s no order inside a second is trusted: the answer must hold the
+        join contact's whole second (a contact of an earlier second before it), where
+        ``_missed`` sees any contact of it not read.
+        """
+        joined = self._join_point(keys, set(self._last_window))
+        if joined is None or request.date == self._last_window_date:
+            return joined
+        second = t.cast("Key", keys[joined])[0][:19]
+        if any(key is not None and key[0][:19] < second for key in keys[:joined]):
+            return joined
+        return None
+
     @staticmethod
     def _join_point(keys: list[Key | None], read: set[Key]) -> int | None:
         """Index in the new page of the last contact of ``read`` (None if none is there)."""
@@ -522,6 +541,7 @@ class ContactsPaginator:
             self.current = PageRequest(request.date, request.page + 1, request.limit)
             return
         self._last_window = placed
+        self._last_window_date = request.date
         self._anchor = (request, placed)
         if len(page) == request.limit:
             self._hold = False

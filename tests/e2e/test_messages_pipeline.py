@@ -236,6 +236,9 @@ def test_a_first_sync_interrupted_mid_messages_resumes_from_the_walks_boundary_l
         meltano.env |= {
             "TAP_HEYMARKET_API_URL": fake.url,
             "TAP_HEYMARKET_MESSAGES_LOOKBACK_HOURS": "24",
+            # One request at a time (pacing, not latency, the bottleneck even on a loaded
+            # machine): pages asked are then pages answered, so half of them have STATEs.
+            "TAP_HEYMARKET_MAX_REQUESTS_PER_MINUTE": "120",
         }
         everything = expected_messages(fake)
         fake.latency = 0.05
