@@ -382,7 +382,12 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             if not active and not requests.in_flight:
                 return
             target = in_flight_target(self.latency.value, interval, None, MAX_WALKS)
-            if target > len(active) and oldest is _UNKNOWN and self.oldest_first_body:
+            if (
+                target > len(active)
+                and oldest is _UNKNOWN
+                and self.oldest_first_body is not None
+                and any(walk.floor is None for walk in active)  # only such a walk needs it
+            ):
                 # Asked beside the walks' requests: the pipeline does not wait for it.
                 oldest = _ASKED
                 requests.send((None, walks[-1].top))
@@ -392,7 +397,6 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                     active,
                     known,
                     self.config["page_size"],
-                    target=target,
                     density=density,
                     prior=prior,
                 )
@@ -478,19 +482,17 @@ def _split_one(
     oldest: str | None,
     page_size: int,
     *,
-    target: int,
     density: dict[int, float],
     prior: float | None = None,
 ) -> BackwardWalk | None:
     """Split the walk with the most records left to walk, if each half is worth its own walk.
 
-    Only while fewer walks than ``target`` are in flight. A walk costs about one request more
+    The caller asks while fewer walks than it wants are in flight. A walk costs about one request more
     than its records need (its last answer reaches below its floor), so a half must hold
     ``SPLIT_PAGES`` pages at the density of the walk's last answer (``density``; all the walks'
     on average before it has one, and ``prior`` before any answer is in): a request more is
     cheaper than a request slot standing idle for a second. ``oldest``, the oldest record there
-    is as far as known,
-    places an open-ended walk's half way.
+    is as far as known, places an open-ended walk's half way.
     """
 
     def walked(walk: BackwardWalk) -> float:
