@@ -43,8 +43,14 @@ together with others that fails a check is asked again, alone, before the check 
 
 A sync ends only when an answer proves there is nothing more: one shorter than both the limit
 asked and the longest answer Heymarket has given (a server may cap answers below ``limit``),
-holding no new contact that the next run would not read anyway (so that answers whose length
-varies, say by bytes, cost one more request rather than an early end).
+holding no new contact that the next run would not read anyway, and ending on the furthest
+contact read or past it. A cap that varies (by bytes, say) can cut an answer anywhere, even
+among contacts read before, so an answer with new contacts is followed by one more; and once
+answers are seen cut at lengths that vary, or one ends short of the furthest contact read, no
+length proves the end: the paginator asks for the one contact after the answer at a limit of
+one. None there, or only contacts the next run reads, is the end; any other proves a cut, and
+no later request asks for more than the cut answer held. (A cap that varies is taken to cut a
+page placed by the limit asked: a server cannot know how many contacts fit before placing it.)
 An answer as long as any before it but short of the limit may be the end or a cap: the
 paginator reads on with limits no larger than that answer, and where no overlapping window of
 that size can advance (offsets are multiples of the limit), it asks for the one contact after
@@ -196,6 +202,18 @@ class ContactsPaginator:
         self._probing = False
         # Answers as long as the largest one, while a cap is suspected: many say it is one.
         self._answers_at_cap = 0
+        # The shortest answer shown to be cut short of the list's end: no limit asks for more.
+        self._cut: int | None = None
+        # Whether answers were shown to be cut at lengths that vary (by bytes, say): then no
+        # short answer proves the end by itself.
+        self._cut_varies = False
+        # The last contact of the answer that reached furthest into the list.
+        self._reach: Key | None = None
+        # Whether the last answer taken was short yet held new contacts (so one more is read).
+        self._short_with_news = False
+        # The short answer a probe checks the end of (None: the probe is for a window that
+        # could not advance).
+        self._probed: tuple[PageRequest, int] | None = None
         self.current = PageRequest(
             date=query_date(since) if since else None, page=0, limit=self._first_limit()
         )
@@ -233,6 +251,8 @@ class ContactsPaginator:
 
     def _limit(self, wanted: int) -> int:
         """``wanted``, or no more than Heymarket has been seen to send while it may be capping."""
+        if self._cut is not None:
+            wanted = min(wanted, self._cut)
         return min(wanted, self._largest_answer) if self._maybe_capped else wanted
 
     def _first_limit(self) -> int:
@@ -376,6 +396,7 @@ class ContactsPaginator:
                 self._slide_back(request)
             return []
 
+        reaches = self._reaches(keys)
         # Every contact of this ``date``'s list counts, re-read or not (not just those past ``since``).
         listed = widen(request.date) if request.date is not None else ""
         self._seen.update(key for key in keys if key is not None and key[0] >= listed)
@@ -396,8 +417,21 @@ class ContactsPaginator:
                 self._passed_on.add(key)
                 self._newest = key[0]
 
-        self._plan_next(request, page, keys, fresh)
+        self._plan_next(request, page, keys, fresh, reaches=reaches)
         return fresh
+
+    def _reaches(self, keys: list[Key | None]) -> bool:
+        """Whether the answer reaches as far as the list has been read (and it then has).
+
+        One that ends on a contact seen before, short of the furthest, was cut, whatever its
+        length says (or the contacts after it were deleted).
+        """
+        last = keys[-1] if keys else None
+        if last is None or last == self._reach or last not in self._seen:
+            if last is not None:
+                self._reach = last
+            return True
+        return False
 
     def _behind(self, keys: list[Key | None], floor: str) -> list[Key]:
         """Contacts never read that are older than ones passed on, and no later run reads."""
@@ -445,13 +479,15 @@ class ContactsPaginator:
         In a stable order every contact up to it was seen (contacts only leave, so positions
         only fall): more places before it than contacts seen means the order inside a tie
         changed between requests, even when every contact the window repeats was read. The
-        offset is the least of the readings a cap allows (by the limit asked or the one served).
+        offset is the least of the readings a cap allows: by the limit asked, or by the one
+        served, which a cap makes no smaller than the longest answer seen (an answer cut short
+        by the list's end says nothing about the cap).
         Contacts dated from a second before the sync began may also enter the list anywhere in
         their tie: no count holds from there.
         """
         if self._seen_unkeyed or key[0] >= self.next_run_reads_from:
             return False
-        position = request.page * min(request.limit, length) + joined
+        position = request.page * min(request.limit, max(length, self._largest_answer)) + joined
         return position + 1 > len(self._seen)
 
     def _window_join(self, request: PageRequest, keys: list[Key | None]) -> int | None:
@@ -486,11 +522,28 @@ class ContactsPaginator:
         )
 
     def _take_probe(self, page: list[dict[str, t.Any]]) -> None:
-        """An empty probe proves the list ended; otherwise ask the date's first page again."""
+        """An empty probe proves the list ended; otherwise read on after the answer it checked.
+
+        (Or, when the probe was for a window that could not advance, ask the date's first
+        page again.)
+        """
         self._probing = False
-        if not page:
+        probed, self._probed = self._probed, None
+        if all(
+            contact.get("updated") is not None and contact["updated"] >= self.next_run_reads_from
+            for contact in page
+        ):
+            # Nothing after, or only contacts the next run reads (the list is sorted by updated).
             self.finished = True
             return
+        if probed is not None:
+            # The short answer was cut, not the end: read on from it, in shorter windows.
+            request, length = probed
+            self._cut_short(length)
+            window = self._tie_window(request.date, request.offset + length - 1)
+            if window is not None:
+                self.current = window
+                return
         self._probe_hits += 1
         if self._probe_hits >= MAX_PROBE_HITS:
             raise PagingError(
@@ -509,24 +562,46 @@ class ContactsPaginator:
         page: list[dict[str, t.Any]],
         keys: list[Key | None],
         fresh: list[dict[str, t.Any]],
+        *,
+        reaches: bool,
     ) -> None:
+        news = self._any_due(fresh)
+        if self._short_with_news and news:
+            # The short answer before this one was not the end: answers are cut at lengths
+            # that vary.
+            self._cut_varies = True
+        self._short_with_news = False
         if len(page) < request.limit:
             # The windows named after this one assumed it would come back full.
             self._replan()
-            if self._sent_ahead:
+            if self._sent_ahead and not news:
                 # The API may have answered this request before one already taken, so contacts
                 # updated in between could be past its end: ask it again, first, to finish.
+                # (With new contacts in it, the one more answer read below is asked after.)
                 return
             ended = not page or len(page) < min(request.limit, self._largest_answer)
-            if ended and not self._any_due(fresh):
-                # Shorter than Heymarket has answered before, and nothing in it the next run
-                # would not read anyway: the list ends here. (An answer with new contacts is
-                # followed by one more, in case Heymarket's answers vary in length.)
-                self.finished = True
-                return
             if not ended:
                 # As long as anything Heymarket has sent: the end, or a cap on answers.
                 self._maybe_capped = True
+            elif news:
+                # Shorter than Heymarket has answered before, yet with new contacts: read one
+                # more answer, in case Heymarket's answers vary in length.
+                self._short_with_news = True
+            elif reaches and not self._cut_varies:
+                # Shorter than Heymarket has answered before, reaching as far as the list was
+                # read, and nothing in it the next run would not read anyway: the list ends here.
+                self.finished = True
+                return
+            else:
+                # Ending short of contacts read before (cut, or they were deleted), or answers
+                # are cut at lengths that vary: no length proves the end. Ask for the one
+                # contact after this answer (a limit of one makes its offset the same under
+                # every reading of a cap).
+                self.stats.probes += 1
+                self._probing = True
+                self._probed = (request, len(page))
+                self.current = PageRequest(request.date, page=request.offset + len(page), limit=1)
+                return
         if len(page) > self._largest_answer:
             self._largest_answer = len(page)
             self._probe_hits = 0
@@ -564,6 +639,11 @@ class ContactsPaginator:
             self._probing = True
             window_request = PageRequest(request.date, page=request.offset + len(page), limit=1)
         self.current = window_request
+
+    def _cut_short(self, length: int) -> None:
+        """An answer of ``length`` contacts was cut by a cap: ask for no more than that from now on."""
+        self._cut_varies = True
+        self._cut = length if self._cut is None else min(self._cut, length)
 
     def _replan(self) -> None:
         """Forget the requests named after ``current`` (they assumed answers that did not come).

@@ -151,3 +151,15 @@ def test_a_server_that_caps_limit_at_50_still_syncs_everything_in_one_run(page_s
         assert requests <= 600 // 50 + 6
     else:
         assert "contacts when asked for" not in run.stderr
+
+
+@pytest.mark.parametrize("seed", [6, 36])
+def test_answers_cut_by_size_at_lengths_that_vary_still_sync_everything_in_one_run(seed):
+    """A cap by bytes cuts answers anywhere, even among contacts read before: no early end."""
+    with FakeHeymarket(contacts=700, seed=seed, tie_groups=2, tie_size=250) as fake:
+        fake.configure(max_bytes=47_000, changes_per_request=1)
+        at_start = served(fake)
+        run = run_tap(tap_config(fake, page_size=100))
+
+    assert run.returncode == 0, run.stderr
+    assert set(at_start) <= run.ids

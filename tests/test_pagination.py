@@ -3,8 +3,9 @@
 The model changes contacts between every two requests, the way a live account does during a
 sync; hypothesis varies the seed, the page size, the churn, ties and every reading of the API
 the docs allow: ``date`` inclusive or exclusive at full or second precision, any order inside a
-tie (stable or not), a server that caps ``limit`` (offsets by the limit asked or the one served),
-and one that ignores ``ascending`` or shuffles its pages.
+tie (stable or not), a server that caps ``limit`` (offsets by the limit asked or the one served)
+or cuts answers at lengths that vary (at random, or by bytes), and one that ignores ``ascending``
+or shuffles its pages.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import random
+import typing as t
 
 import pytest
 from hypothesis import given, settings
@@ -47,6 +49,21 @@ def _tie_key(order: str, contact_id: int, rng: random.Random) -> object:
     return rng.random()  # "unstable": a new order on every request
 
 
+#: What an answer capped by bytes may hold: 40 to 60 contacts of 2 or 3 units each.
+BYTE_BUDGET = 120
+
+
+def _fits(contact_ids: t.Iterable[int]) -> int:
+    """How many of these contacts, in order, fit in ``BYTE_BUDGET`` (sizes fixed by id)."""
+    used = fitted = 0
+    for contact_id in contact_ids:
+        used += 2 + hashlib.sha256(str(contact_id).encode()).digest()[0] % 2
+        if used > BYTE_BUDGET:
+            break
+        fitted += 1
+    return fitted
+
+
 class ListModel:
     """Contacts sorted by ``updated``, answered the way one reading of the docs would."""
 
@@ -60,7 +77,7 @@ class ListModel:
         by_second: bool,
         tie_order: str = "id",
         order: str = "asked",
-        cap: int | tuple[int, int] | None = None,
+        cap: int | tuple[int, int] | str | None = None,
         offset_by_cap: bool = False,
         recent: bool = False,
         whole_seconds: bool = False,
@@ -68,8 +85,11 @@ class ListModel:
     ):
         """``recent``: the data ends a moment before the sync's start instead of years before.
 
-        ``cap``: the most contacts an answer holds whatever the limit, or a range it varies in
-        from answer to answer (a cap by bytes, say).
+        ``cap``: the most contacts an answer holds whatever the limit, a range it varies in
+        from answer to answer, or ``"bytes"``: as many as fit in a budget, each contact's size
+        fixed by its id (the same page is always cut at the same place). A cap that varies is
+        applied after the offset (by the limit asked): a server cannot know how many contacts
+        fit before it has placed the page.
 
         ``whole_seconds``: every ``updated`` is stored at whole seconds, so what the sync's
         churn writes in its first second joins the newest tie.
@@ -111,12 +131,18 @@ class ListModel:
             rows = [row for row in rows if self._after(row[0], request.date)]
         if self.order == "newest-first":
             rows.reverse()
-        cap = self.rng.randint(*self.cap) if isinstance(self.cap, tuple) else self.cap
-        limit = request.limit if cap is None else min(request.limit, cap)
-        offset = request.page * (limit if self.offset_by_cap else request.limit)
-        page = [
-            {"id": cid, "updated": updated} for updated, _, cid in rows[offset : offset + limit]
-        ]
+        if isinstance(self.cap, int):  # a fixed cap: the page may be placed by it
+            limit = min(request.limit, self.cap)
+            offset = request.page * (limit if self.offset_by_cap else request.limit)
+            chosen = rows[offset : offset + limit]
+        else:  # none, or one that varies: it cuts a page placed by the limit asked
+            offset = request.page * request.limit
+            chosen = rows[offset : offset + request.limit]
+            if self.cap == "bytes":
+                chosen = chosen[: _fits(cid for _, _, cid in chosen)]
+            elif self.cap is not None:
+                chosen = chosen[: self.rng.randint(*self.cap)]
+        page = [{"id": cid, "updated": updated} for updated, _, cid in chosen]
         if self.order == "shuffled":
             self.rng.shuffle(page)
         return page
@@ -242,7 +268,7 @@ def assert_the_next_run_finds_the_rest(
     exclusive=st.booleans(),
     by_second=st.booleans(),
     tie_order=st.sampled_from(STABLE_TIE_ORDERS),
-    cap=st.sampled_from([None, None, 30, 50]),
+    cap=st.sampled_from([None, None, 30, 50, (40, 60), "bytes"]),
     offset_by_cap=st.booleans(),
     in_flight=st.sampled_from([1, 2, 4, 12]),
     recent=st.booleans(),
@@ -410,14 +436,38 @@ def test_a_server_that_caps_the_limit_is_read_whole_in_one_sync(offset_by_cap):
     assert paginator.stats.requests <= 14
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_answers_capped_at_a_length_that_varies_are_read_whole_in_one_sync(seed):
-    model = ListModel(random.Random(seed), 2000, 0, exclusive=False, by_second=False, cap=(40, 60))
+@pytest.mark.parametrize("cap", [(40, 60), "bytes"], ids=["random", "bytes"])
+@pytest.mark.parametrize("tie", [0, 250])
+@pytest.mark.parametrize("seed", [0, 1, 36, 37, 62])
+def test_answers_capped_at_a_length_that_varies_are_read_whole_in_one_sync(seed, tie, cap):
+    """A short answer is no proof of the end when the cap varies, least of all inside a tie.
+
+    Seed 36 with a tie of 250 used to end the sync on a short answer of re-reads (and lose the
+    450 contacts after the tie).
+    """
+    model = ListModel(random.Random(seed), 700, tie, exclusive=False, by_second=False, cap=cap)
 
     emitted, _, error = sync(model, 100, None, 0, 0)
 
     assert error is None
     assert {c["id"] for c in emitted} == set(model.contacts)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_tie_in_a_new_order_on_each_request_is_not_taken_whole_from_a_short_last_window(seed):
+    """A window cut short by the list's end still stands where its page and limit put it.
+
+    Counting its offset by the answer's length instead (as if the answer's length were a cap)
+    let 211 of 300 seeds end the sync with contacts of the tie never read.
+    """
+    model = ListModel(
+        random.Random(seed), 50, 50, exclusive=False, by_second=False, tie_order="unstable", cap=47
+    )
+    at_start = set(model.contacts)
+
+    emitted, _, error = sync(model, 100, None, 0, 1)
+
+    assert error is not None or at_start <= {c["id"] for c in emitted}
 
 
 def test_a_resumed_sync_starts_at_the_bookmark_and_re_emits_only_its_ties():

@@ -85,6 +85,12 @@ class Knobs:
         "most contacts, messages or surveys one answer holds whatever limit says (offsets use it)",
         at_least=1,
     )
+    max_bytes: int | None = _knob(
+        None,
+        "most bytes of contacts one answer holds (at least one contact): the page is placed by"
+        " the limit asked, then cut, so answers vary in length the way a cap by size would",
+        at_least=1,
+    )
     messages_cursor: str = _knob(
         "exclusive",
         "the messages cursor keeps messages dated before it (exclusive) or at it too (inclusive)",

@@ -113,6 +113,8 @@ class ContactStore:
                 stop = len(rows) - skip
                 chosen = rows[max(stop - limit, 0) : max(stop, 0)][::-1]
             chunk = [self._json[index] for index in chosen]
+        if knobs.max_bytes is not None:
+            chunk = _fitting(chunk, knobs.max_bytes)
         if knobs.order == "shuffled":
             self._order_rng.shuffle(chunk)
         return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
@@ -252,3 +254,13 @@ class ContactStore:
             "hash": lambda cid: hashlib.sha256(str(cid).encode()).digest(),
         }[knobs.tie_order]
         return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], tie_key(keys[i][2])))
+
+
+def _fitting(chunk: list[str], max_bytes: int) -> list[str]:
+    """The leading contacts of ``chunk`` whose JSON fits in ``max_bytes`` (at least one)."""
+    used = 0
+    for count, text in enumerate(chunk):
+        used += len(text) + 1
+        if used > max_bytes and count:
+            return chunk[:count]
+    return chunk
