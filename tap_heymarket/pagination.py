@@ -51,6 +51,10 @@ length proves the end: the paginator asks for the one contact after the answer a
 one. None there, or only contacts the next run reads, is the end; any other proves a cut, and
 no later request asks for more than the cut answer held. (A cap that varies is taken to cut a
 page placed by the limit asked: a server cannot know how many contacts fit before placing it.)
+Contacts dated from ``next_run_reads_from`` on are read as they come, but not chased forever:
+windows among them that keep failing to join with no new contact read in between
+(``MAX_TAIL_SLIDES``) end the sync instead of sliding back again, as the list is sorted and
+everything after them is the next run's too.
 An answer as long as any before it but short of the limit may be the end or a cap: the
 paginator reads on with limits no larger than that answer, and where no overlapping window of
 that size can advance (offsets are multiples of the limit), it asks for the one contact after
@@ -156,6 +160,9 @@ MIN_FIRST_LIMIT = 2
 CAP_EVIDENCE = 3
 #: Answers to probes that found more than a one-contact answer let on, before giving up.
 MAX_PROBE_HITS = 3
+#: Windows that do not join among contacts the next run reads, with no new contact read in
+#: between, before the sync ends there.
+MAX_TAIL_SLIDES = 5
 
 
 def _overlapping_window(last_index: int, overlap: int, max_limit: int) -> tuple[int, int]:
@@ -202,6 +209,9 @@ class ContactsPaginator:
         self._probing = False
         # Answers as long as the largest one, while a cap is suspected: many say it is one.
         self._answers_at_cap = 0
+        # Windows that did not join past the last contact the next run would not read, since
+        # the last answer with a new contact.
+        self._tail_slides = 0
         # The shortest answer shown to be cut short of the list's end: no limit asks for more.
         self._cut: int | None = None
         # Whether answers were shown to be cut at lengths that vary (by bytes, say): then no
@@ -514,7 +524,15 @@ class ContactsPaginator:
         return None
 
     def _slide_back(self, request: PageRequest) -> None:
-        """The window no longer meets the last one: contacts left before it; look further back."""
+        """The window no longer meets the last one: contacts left before it; look further back.
+
+        Unless that keeps happening past the last contact the next run would not read.
+        """
+        if self._last_window and self._last_window[-1][0] >= self.next_run_reads_from:
+            self._tail_slides += 1
+            if self._tail_slides >= MAX_TAIL_SLIDES:
+                self.finished = True
+                return
         self.stats.slid_back += 1
         self._replan()
         self.current = self._tie_window(request.date, request.offset - 1) or PageRequest(
@@ -571,37 +589,8 @@ class ContactsPaginator:
             # that vary.
             self._cut_varies = True
         self._short_with_news = False
-        if len(page) < request.limit:
-            # The windows named after this one assumed it would come back full.
-            self._replan()
-            if self._sent_ahead and not news:
-                # The API may have answered this request before one already taken, so contacts
-                # updated in between could be past its end: ask it again, first, to finish.
-                # (With new contacts in it, the one more answer read below is asked after.)
-                return
-            ended = not page or len(page) < min(request.limit, self._largest_answer)
-            if not ended:
-                # As long as anything Heymarket has sent: the end, or a cap on answers.
-                self._maybe_capped = True
-            elif news:
-                # Shorter than Heymarket has answered before, yet with new contacts: read one
-                # more answer, in case Heymarket's answers vary in length.
-                self._short_with_news = True
-            elif reaches and not self._cut_varies:
-                # Shorter than Heymarket has answered before, reaching as far as the list was
-                # read, and nothing in it the next run would not read anyway: the list ends here.
-                self.finished = True
-                return
-            else:
-                # Ending short of contacts read before (cut, or they were deleted), or answers
-                # are cut at lengths that vary: no length proves the end. Ask for the one
-                # contact after this answer (a limit of one makes its offset the same under
-                # every reading of a cap).
-                self.stats.probes += 1
-                self._probing = True
-                self._probed = (request, len(page))
-                self.current = PageRequest(request.date, page=request.offset + len(page), limit=1)
-                return
+        if len(page) < request.limit and self._settled_by_short(request, len(page), news, reaches):
+            return
         if len(page) > self._largest_answer:
             self._largest_answer = len(page)
             self._probe_hits = 0
@@ -617,6 +606,8 @@ class ContactsPaginator:
             return
         self._last_window = placed
         self._last_window_date = request.date
+        if fresh:
+            self._tail_slides = 0
         self._anchor = (request, placed)
         if len(page) == request.limit:
             self._hold = False
@@ -639,6 +630,43 @@ class ContactsPaginator:
             self._probing = True
             window_request = PageRequest(request.date, page=request.offset + len(page), limit=1)
         self.current = window_request
+
+    def _settled_by_short(
+        self, request: PageRequest, length: int, news: bool, reaches: bool
+    ) -> bool:
+        """Take an answer shorter than asked; whether that settled what comes next.
+
+        (The end, a probe, or the same request again; else the next window, as usual.)
+        """
+        # The windows named after this one assumed it would come back full.
+        self._replan()
+        if self._sent_ahead and not news:
+            # The API may have answered this request before one already taken, so contacts
+            # updated in between could be past its end: ask it again, first, to finish.
+            # (With new contacts in it, the one more answer read below is asked after.)
+            return True
+        if length and length >= min(request.limit, self._largest_answer):
+            # As long as anything Heymarket has sent: the end, or a cap on answers.
+            self._maybe_capped = True
+            return False
+        if news:
+            # Shorter than Heymarket has answered before, yet with new contacts: read one
+            # more answer, in case Heymarket's answers vary in length.
+            self._short_with_news = True
+            return False
+        if reaches and not self._cut_varies:
+            # Shorter than Heymarket has answered before, reaching as far as the list was
+            # read, and nothing in it the next run would not read anyway: the list ends here.
+            self.finished = True
+            return True
+        # Ending short of contacts read before (cut, or they were deleted), or answers are
+        # cut at lengths that vary: no length proves the end. Ask for the one contact after
+        # this answer (a limit of one makes its offset the same under every reading of a cap).
+        self.stats.probes += 1
+        self._probing = True
+        self._probed = (request, length)
+        self.current = PageRequest(request.date, page=request.offset + length, limit=1)
+        return True
 
     def _cut_short(self, length: int) -> None:
         """An answer of ``length`` contacts was cut by a cap: ask for no more than that from now on."""

@@ -470,6 +470,29 @@ def test_a_tie_in_a_new_order_on_each_request_is_not_taken_whole_from_a_short_la
     assert error is not None or at_start <= {c["id"] for c in emitted}
 
 
+def test_a_sync_ends_where_the_rest_of_the_list_is_the_next_runs():
+    """Contacts written during the sync, past its signpost, need not be paged through.
+
+    Here every contact is created during the sync, all in its first whole second, listed in a
+    new order on every request: windows over them never join, and paging used to go on forever.
+    """
+    model = ListModel(
+        random.Random(952121),
+        0,
+        0,
+        exclusive=True,
+        by_second=True,
+        tie_order="unstable",
+        recent=True,
+        whole_seconds=True,
+    )
+
+    _, paginator, error = sync(model, 30, None, 0, 2, in_flight=4)
+
+    assert error is None
+    assert paginator.stats.requests < 20
+
+
 def test_a_resumed_sync_starts_at_the_bookmark_and_re_emits_only_its_ties():
     model = ListModel(random.Random(3), 500, 0, exclusive=False, by_second=False)
     first, _, _ = sync(model, 100, None, 0, 0)
