@@ -20,15 +20,7 @@ def test_every_object_of_the_account_is_synced_once_whatever_before_means(cursor
         fake.configure(before_cursor=cursor, date_precision=precision)
         run = run_tap(tap_config(fake))
         assert run.returncode == 0, run.stderr
-        expected = {
-            "inboxes": fake.inboxes(),
-            "team_members": fake.team()["members"],
-            "tags": fake.tags(),
-            "templates": fake.templates(),
-            "surveys": fake.surveys(),
-            "custom_fields": fake.custom_fields(),
-            "conversations": fake.conversations(),
-        }
+        expected = fake.objects()
     for stream, objects in expected.items():
         synced = ids(run, stream)
         assert sorted(synced) == sorted(o["id"] for o in objects), stream
@@ -106,13 +98,7 @@ def test_faults_on_every_endpoint_are_retried_and_every_object_still_synced():
         fake.configure(fail_rate=0.25, fail_kinds=("500", "503", "cut", "json-truncated"))
         run = run_tap(tap_config(fake, max_retries=8))
         faulted = {r["path"] for r in fake.requests if r["fault"]}
-        expected = {
-            "inboxes": fake.inboxes(),
-            "tags": fake.tags(),
-            "templates": fake.templates(),
-            "surveys": fake.surveys(),
-            "conversations": fake.conversations(),
-        }
+        expected = fake.objects()
     assert run.returncode == 0, run.stderr
     assert {"/v1/tags", "/v1/conversations"} <= faulted, "the faults missed the account endpoints"
     for stream, objects in expected.items():

@@ -310,6 +310,20 @@ class FakeHeymarket:
         """Every conversation (those of removed inboxes too), sorted by ``(updated, id)``."""
         return self.account.conversations()
 
+    def objects(self) -> dict[str, list[dict[str, Any]]]:
+        """Everything a sync of this account should bring, by the tap's stream name."""
+        return {
+            "contacts": self.contacts(),
+            "messages": self.all_messages(),
+            "conversations": self.conversations(),
+            "inboxes": self.inboxes(),
+            "team_members": self.team()["members"],
+            "tags": self.tags(),
+            "templates": self.templates(),
+            "surveys": self.surveys(),
+            "custom_fields": self.custom_fields(),
+        }
+
     def create_tag(self, **fields: Any) -> dict[str, Any]:
         """Create a tag: id above all others, rev 1, created = updated = now, then ``fields``."""
         return self.account.create_tag(fields)
