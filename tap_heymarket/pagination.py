@@ -56,9 +56,10 @@ windows among them that keep failing to join with no new contact read in between
 (``MAX_TAIL_SLIDES``) end the sync instead of sliding back again, as the list is sorted and
 everything after them is the next run's too.
 An answer as long as any before it but short of the limit may be the end or a cap: the
-paginator reads on with limits no larger than that answer, and where no overlapping window of
-that size can advance (offsets are multiples of the limit), it asks for the one contact after
-the answer, at a limit of one, whose offset no reading of a cap can change: none means the end.
+paginator reads on with windows no larger than that answer (a page 0 still asks for a whole
+page: no reading of a cap moves its offset), and where no overlapping window of that size can
+advance (offsets are multiples of the limit), it asks for the one contact after the answer, at
+a limit of one, whose offset no reading of a cap can change: none means the end.
 
 The same windows let several requests be in flight at once when the API's latency, not the
 rate limit, is what a sync waits for. A window's place depends only on the one before it
@@ -266,7 +267,8 @@ class ContactsPaginator:
         return min(wanted, self._largest_answer) if self._maybe_capped else wanted
 
     def _first_limit(self) -> int:
-        return self._limit(max(self._page_size, MIN_FIRST_LIMIT))
+        """A page 0 asks for a whole page even under a cap: no reading of one moves its offset."""
+        return max(self._page_size, MIN_FIRST_LIMIT)
 
     def _ahead_window(self) -> int:
         """Largest window sent ahead; 0 (none sent ahead) while Heymarket caps answers below it."""
