@@ -60,12 +60,22 @@ The same windows let several requests be in flight at once when the API's latenc
 rate limit, is what a sync waits for. A window's place depends only on the one before it
 coming back full, so ``upcoming()`` can name the next ones before any answer is in, and keeps
 naming them as answers arrive: the pipeline never drains. ``date`` moves inside it too. A window
-named ahead may be asked on a later ``date`` D' (a second below the newest contact of the last
-answer taken, as a fresh ``date`` would be): the list for D' is the list for the old ``date``
-without its contacts older than D', in the same order, so the window's offset is the old one
-less the contacts the last answer showed to be older than D', and it repeats, besides its usual
-overlap, every contact of D''s own second (which D' includes or not, depending on the reading).
-Each answer is still taken in order and must join the one before it, whatever order the API
+named ahead may be asked on a later ``date`` D' (a whole second the last answer taken reaches
+into): the list for D' is the list for the old ``date`` without its contacts older than D', in
+the same order, so the window's offset is the old one less the contacts the last answer showed
+to be older than D', and it repeats, besides its usual overlap, every contact of D''s own second
+(which D' includes or not, depending on the reading). Where D''s second holds none of that
+answer's contacts (it falls in a gap between two of them), D''s list starts at the same place
+under every reading, so how many contacts it leaves out is exact and kept: windows are placed
+on such ``date``s from answers on other ``date``s too. As offsets are multiples of the limit, a
+window that stays on its ``date`` repeats about as many contacts as its page number (or reads
+fewer); of the ``date``s the last answer shows, the one chosen puts a window of the whole limit
+where it must start, and a window takes the cheaper of the two places. What a moved window must
+repeat is set by the join across ``date``s below (more contacts than end the window before it
+in one second), at the cost a failed join has: the window and the requests named after it, at
+the rate the answers taken end on such runs. No more windows are named than the contacts not
+passed on yet fill, when the stream knows how many the list held (``listed``, a first sync's
+count). Each answer is still taken in order and must join the one before it, whatever order the API
 evaluated them in: the argument above never relied on that order, only on contacts leaving and
 never entering the part of the list already read, which holds across the two ``date``s. As
 the order inside a tie may differ from one ``date`` to another, a window on a new ``date`` joins
@@ -322,15 +332,15 @@ class ContactsPaginator:
         Windows named past the end of the list are wasted requests: this keeps their number
         small at the end of a sync. When the stream knows how many contacts the list held
         (``listed``: a first sync asks Heymarket's count), the pages left are the contacts not
-        passed on yet, in windows of ``page_size``; past that count (contacts were created
-        during the sync) none is named ahead. Otherwise: twice the pages left before the sync's
-        start at the last answer's density, and one (the density varies, hence twice).
+        passed on yet, in windows of ``page_size``. Otherwise, or past that count (contacts
+        were created during the sync): twice the pages left before the sync's start at the last
+        answer's density, and one (the density varies, hence twice).
         """
         if self._anchor is None:
             return MAX_AHEAD
-        if self.listed is not None:
-            unread = self.listed - self.stats.passed_on
-            return min(MAX_AHEAD, max(0, math.ceil(unread / self._page_size) - 1))
+        unread = None if self.listed is None else self.listed - self.stats.passed_on
+        if unread is not None and unread > 0:
+            return min(MAX_AHEAD, math.ceil(unread / self._page_size) - 1)
         keys = self._anchor[1]
         span = _seconds(keys[-1][0]) - _seconds(keys[0][0])
         if span <= 0:
@@ -410,6 +420,8 @@ class ContactsPaginator:
             if start < window:
                 continue
             waste = start % window
+            if overlap + either + waste > window // 2:
+                continue  # it would not read on far enough
             candidate = (waste + 2 * either, -first, either, new_date)
             if best is None or candidate < best:
                 best = candidate
