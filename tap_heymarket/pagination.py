@@ -432,6 +432,9 @@ class ContactsPaginator:
         start = end - overlap - either - base
         if not either:
             bases[new_date] = base
+            if len(bases) > 2 * MAX_AHEAD and anchor.date is not None:
+                # Only ``date``s from the anchor's on can be asked again.
+                self._bases = {at: n for at, n in bases.items() if at and at >= anchor.date}
         moved = PageRequest(date=new_date, page=start // window, limit=window)
         return moved, overlap + waste + risk
 
