@@ -198,12 +198,15 @@ def sync(
     creates: int,
     in_flight: int = 1,
     signpost: str = SIGNPOST,
+    listed: int | None = None,
 ):
     """Page to the end; the account changes between requests for the first 300 of them.
 
     With ``in_flight`` above one, the requests ``upcoming()`` names are sent together and the
     model answers them in a random order, changing between any two answers; answers to
     requests the paginator stops naming are thrown away, as the stream does.
+
+    ``listed``: the list's count at the start, as a first sync knows it (None: not known).
 
     (Churn has to stop at some point: a sync with one contact per page never outruns an
     account that gains two contacts per request.)
@@ -213,6 +216,7 @@ def sync(
     moves no bookmark before Heymarket has shown its order (``bookmark_may_move``).
     """
     paginator = ContactsPaginator(page_size=page_size, since=since, signpost=signpost)
+    paginator.listed = listed
     sent: dict[PageRequest, list[dict] | None] = {}  # None: not answered yet
     emitted: list[dict] = []
     answers = 0
@@ -642,3 +646,53 @@ def test_requests_in_flight_cost_few_more_requests_than_one_at_a_time(seed, in_f
     together = _requests_sent(model, in_flight)
 
     assert together <= sequential * 1.08, (together, sequential)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    size=st.integers(300, 2500),
+    updates=st.integers(0, 6),
+    creates=st.integers(0, 2),
+    exclusive=st.booleans(),
+    by_second=st.booleans(),
+    tie_order=st.sampled_from(STABLE_TIE_ORDERS),
+    in_flight=st.sampled_from([2, 4, 12]),
+    listed=st.booleans(),
+)
+def test_windows_moved_across_gaps_lose_nothing_under_churn(
+    seed, size, updates, creates, exclusive, by_second, tie_order, in_flight, listed
+):
+    """Sparse contacts (gaps of whole seconds): windows named ahead move ``date`` at every turn.
+
+    Answers in flight come back in any order and the account changes between any two; the
+    list's count, when known, is the count at the start.
+    """
+    model = ListModel(
+        random.Random(seed),
+        size,
+        0,
+        exclusive=exclusive,
+        by_second=by_second,
+        tie_order=tie_order,
+        steps=SPARSE_STEPS,
+    )
+    at_start = dict(model.contacts)
+
+    emitted, paginator, error = sync(
+        model, 100, None, updates, creates, in_flight, listed=size if listed else None
+    )
+
+    assert error is None
+    updated = [c["updated"] for c in emitted]
+    assert updated == sorted(updated), "contacts must leave in updated order"
+    keys = [(c["updated"], c["id"]) for c in emitted]
+    assert len(keys) == len(set(keys)), "a contact version is emitted once"
+    assert_no_gap_behind(emitted, at_start, model.changed)
+    due = {
+        cid
+        for cid, updated in at_start.items()
+        if updated < paginator.next_run_reads_from and cid not in model.changed
+    }
+    assert due <= {c["id"] for c in emitted}, "a contact present at the start was lost"
+    assert_the_next_run_finds_the_rest(model, 100, emitted, paginator)
