@@ -65,12 +65,22 @@ The same windows let several requests be in flight at once when the API's latenc
 rate limit, is what a sync waits for. A window's place depends only on the one before it
 coming back full, so ``upcoming()`` can name the next ones before any answer is in, and keeps
 naming them as answers arrive: the pipeline never drains. ``date`` moves inside it too. A window
-named ahead may be asked on a later ``date`` D' (a second below the newest contact of the last
-answer taken, as a fresh ``date`` would be): the list for D' is the list for the old ``date``
-without its contacts older than D', in the same order, so the window's offset is the old one
-less the contacts the last answer showed to be older than D', and it repeats, besides its usual
-overlap, every contact of D''s own second (which D' includes or not, depending on the reading).
-Each answer is still taken in order and must join the one before it, whatever order the API
+named ahead may be asked on a later ``date`` D' (a whole second the last answer taken reaches
+into): the list for D' is the list for the old ``date`` without its contacts older than D', in
+the same order, so the window's offset is the old one less the contacts the last answer showed
+to be older than D', and it repeats, besides its usual overlap, every contact of D''s own second
+(which D' includes or not, depending on the reading). Where D''s second holds none of that
+answer's contacts (it falls in a gap between two of them), D''s list starts at the same place
+under every reading, so how many contacts it leaves out is exact and kept: windows are placed
+on such ``date``s from answers on other ``date``s too. As offsets are multiples of the limit, a
+window that stays on its ``date`` repeats about as many contacts as its page number (or reads
+fewer); of the ``date``s the last answer shows, the one chosen puts a window of the whole limit
+where it must start, and a window takes the cheaper of the two places. What a moved window must
+repeat is set by the join across ``date``s below (more contacts than end the window before it
+in one second), at the cost a failed join has: the window and the requests named after it, at
+the rate the answers taken end on such runs. No more windows are named than the contacts not
+passed on yet fill, when the stream knows how many the list held (``listed``, a first sync's
+count). Each answer is still taken in order and must join the one before it, whatever order the API
 evaluated them in: the argument above never relied on that order, only on contacts leaving and
 never entering the part of the list already read, which holds across the two ``date``s. As
 the order inside a tie may differ from one ``date`` to another, a window on a new ``date`` joins
@@ -132,6 +142,8 @@ class PagingStats:
 
     requests: int = 0
     contacts_read: int = 0
+    #: Contacts passed on: each version once.
+    passed_on: int = 0
     reread: int = 0
     slid_back: int = 0
     #: Contacts found out of place but dated after the sync began: the next run reads them.
@@ -155,6 +167,8 @@ MIN_WINDOW = 20
 AHEAD_OVERLAP = 2
 #: Requests named after ``current`` at most (more than any number in flight).
 MAX_AHEAD = 64
+#: Contacts a window moved to a later ``date`` repeats at most (see ``_moved_overlap``).
+MAX_MOVED_OVERLAP = 12
 #: Contacts asked for at least when ``date`` moves: one answer must be able to show its order.
 MIN_FIRST_LIMIT = 2
 #: Answers of the same short length that show Heymarket caps its answers (for the log).
@@ -230,6 +244,9 @@ class ContactsPaginator:
         )
         self.finished = False
         self.stats = PagingStats()
+        #: How many contacts the list held when the sync began, if the stream knows (a first
+        #: sync asks Heymarket's count): it keeps windows from being named past the end.
+        self.listed: int | None = None
         # Keys of the contacts read in the last window, to find where the next one joins it.
         self._last_window: list[Key] = []
         self._last_window_date: str | None = None
@@ -254,6 +271,16 @@ class ContactsPaginator:
         self._anchor: tuple[PageRequest, list[Key]] | None = None
         # The ``date`` of the requests ``_passed_on`` was last trimmed for.
         self._passed_date = self.current.date
+        # Where the lists of ``date``s named ahead start in the list of one of them (the
+        # reference): how many of its contacts each leaves out (see ``_moved_ahead``).
+        self._bases: dict[str | None, int] = {}
+        # How many contacts of the answers taken end a run of at least ``n`` in one second
+        # (``_runs[n]``), out of ``_runs_counted``; the last answer counted.
+        self._runs = [0] * (MAX_MOVED_OVERLAP + 2)
+        self._runs_counted = 0
+        self._runs_anchor: tuple[PageRequest, list[Key]] | None = None
+        # Requests ``upcoming()`` was last asked for.
+        self._named_count = 1
 
     @property
     def capped_at(self) -> int | None:
@@ -298,6 +325,8 @@ class ContactsPaginator:
         if self._probing or self._hold or not self._ahead_window():
             return [self.current]
         count = min(count, 1 + self._pages_left())
+        self._named_count = count
+        self._count_runs()
         while len(self._plan) < count - 1:
             following = self._following(self._plan[-1] if self._plan else self.current)
             if following == self.current or following in self._plan:
@@ -310,13 +339,20 @@ class ContactsPaginator:
         return named
 
     def _pages_left(self) -> int:
-        """Twice the pages left before the sync's start at the last answer's density, and one.
+        """Pages left to read after ``current``, as far as can be told: ``MAX_AHEAD`` at most.
 
         Windows named past the end of the list are wasted requests: this keeps their number
-        small at the end of a sync (the list's density varies, hence twice the estimate).
+        small at the end of a sync. When the stream knows how many contacts the list held
+        (``listed``: a first sync asks Heymarket's count), the pages left are the contacts not
+        passed on yet, in windows of ``page_size``. Otherwise, or past that count (contacts
+        were created during the sync): twice the pages left before the sync's start at the last
+        answer's density, and one (the density varies, hence twice).
         """
         if self._anchor is None:
             return MAX_AHEAD
+        unread = None if self.listed is None else self.listed - self.stats.passed_on
+        if unread is not None and unread > 0:
+            return min(MAX_AHEAD, math.ceil(unread / self._page_size) - 1)
         keys = self._anchor[1]
         span = _seconds(keys[-1][0]) - _seconds(keys[0][0])
         if span <= 0:
@@ -325,41 +361,128 @@ class ContactsPaginator:
         return min(MAX_AHEAD, math.ceil(2 * left / span) + 1)
 
     def _following(self, request: PageRequest) -> PageRequest:
-        """The window after ``request`` if it comes back full: on a later ``date`` if it can be."""
+        """The window after ``request`` if it comes back full: the cheaper of two places.
+
+        On ``request``'s ``date``, where its offset must be a multiple of its limit (so it
+        repeats about as many contacts as its page number, or reads fewer), or on a later
+        ``date`` placed so that it repeats only what it must (``_moved_ahead``).
+        """
         window = self._ahead_window()
+        end = request.offset + request.limit
+        limit, page = _overlapping_window(end - 1, AHEAD_OVERLAP, window)
+        stay = PageRequest(date=request.date, page=page, limit=limit)
+        # Contacts it repeats, and those it reads fewer than a whole window.
+        cost = end - stay.offset + window - limit
         moved = self._moved_ahead(request, window)
-        if moved is not None:
-            return moved
-        limit, page = _overlapping_window(request.offset + request.limit - 1, AHEAD_OVERLAP, window)
-        return PageRequest(date=request.date, page=page, limit=limit)
+        if moved is not None and moved[1] < cost:
+            return moved[0]
+        return stay
 
-    def _moved_ahead(self, request: PageRequest, window: int) -> PageRequest | None:
-        """The window after ``request`` on the ``date`` the last answer taken would move to.
+    def _moved_ahead(self, request: PageRequest, window: int) -> tuple[PageRequest, float] | None:
+        """The window after ``request`` on a later ``date`` the last answer taken shows, and its cost.
 
-        None unless that answer was on ``request``'s ``date``, shows where the later ``date``'s
-        list starts in it, and the move saves at least a window of offset.
+        The last answer taken (the anchor) shows where the list for a later ``date`` D' starts
+        in its own ``date``'s list: the contacts before that are older than D'. A ``date``
+        whose second holds no contact of the anchor (it falls in a gap between two of them)
+        starts at the same place under every reading of ``date``, so its offset from the
+        sync's list (``_bases``) is exact, and windows named on it can be placed from later
+        anchors too; a ``date`` whose second holds some (``either``) is used only from an
+        anchor on ``request``'s own ``date``, and the window repeats those too. Of the
+        ``date``s the anchor shows, the one whose window repeats fewest contacts is taken
+        (offsets are multiples of the limit: the ``date`` is chosen so that one lands where
+        the window must start). The cost counts the requests a window that does not join
+        wastes (``_moved_overlap``).
+
+        None when no such ``date`` is later than ``request``'s and leaves it a page past the
+        first (a window at offset 0 would not be checked as a window).
         """
         if self._anchor is None or not self.order_shown:
             return None
         anchor, keys = self._anchor
-        new_date = query_date(keys[-1][0])
-        if anchor.date != request.date or (request.date is not None and new_date <= request.date):
+        if len(keys) != anchor.limit:
+            return None  # a contact without (updated, id): indices are not positions
+        bases = self._bases
+        if anchor.date == request.date and request.date not in bases:
+            # A ``date`` not placed from an earlier one: positions count from its list.
+            bases.clear()
+            bases[request.date] = 0
+        same = anchor.date == request.date
+        if not same and (anchor.date not in bases or request.date not in bases):
             return None
-        floor = widen(new_date)
-        first = next((index for index, key in enumerate(keys) if key[0] >= floor), 0)
-        if first == 0:  # the new list may start before this answer: its offset is unknown
+        overlap, risk = self._moved_overlap()
+        # Where ``request`` ends, and where the anchor starts, in the reference list.
+        end = request.offset + request.limit + bases.get(request.date, 0)
+        anchor_at = anchor.offset + bases.get(anchor.date, 0)
+        best: tuple[int, int, int, str] | None = None  # (waste, -first, either, date)
+        for first in range(1, len(keys)):
+            second, previous = keys[first][0][:19], keys[first - 1][0][:19]
+            if second == previous:
+                continue
+            new_date = query_date(keys[first][0])
+            if request.date is not None and new_date <= request.date:
+                continue
+            # The anchor's contacts of the new date's own second: in its list or not.
+            either = 0
+            while first - either - 1 >= 0 and keys[first - either - 1][0][:19] == new_date[:19]:
+                either += 1
+            if either and not same:
+                continue
+            base = anchor_at + first - either
+            start = end - overlap - either - base
+            if start < window:
+                continue
+            waste = start % window
+            if overlap + either + waste > window // 2:
+                continue  # it would not read on far enough
+            candidate = (waste + 2 * either, -first, either, new_date)
+            if best is None or candidate < best:
+                best = candidate
+        if best is None:
             return None
-        dropped = anchor.offset + first
-        if dropped < window:
-            return None
-        # Contacts of the new date's own second: in its list or not, depending on the reading.
-        either = sum(1 for key in keys[first:] if key[0][:19] == new_date[:19])
-        if AHEAD_OVERLAP + either > window // 2:  # a tie there: stay, windows read it cheaper
-            return None
-        limit, page = _overlapping_window(
-            request.offset + request.limit - 1 - dropped, AHEAD_OVERLAP + either, window
-        )
-        return PageRequest(date=new_date, page=page, limit=limit)
+        waste, first, either, new_date = best
+        base = anchor_at - first - either
+        start = end - overlap - either - base
+        if not either:
+            bases[new_date] = base
+            if len(bases) > 2 * MAX_AHEAD and anchor.date is not None:
+                # Only ``date``s from the anchor's on can be asked again.
+                self._bases = {at: n for at, n in bases.items() if at and at >= anchor.date}
+        moved = PageRequest(date=new_date, page=start // window, limit=window)
+        return moved, overlap + waste + risk
+
+    def _moved_overlap(self) -> tuple[int, float]:
+        """Contacts a window moved to a later ``date`` repeats, and what a failed join costs.
+
+        Such a window joins only where its answer holds the join contact's whole second, so it
+        must repeat more contacts than the last ones of the window before it that share one
+        second; when it does not, it and the requests named after it are wasted. The
+        repetition chosen is the one costing least, counting those requests at the rate the
+        answers taken so far end on as many contacts of one second (a contact every 100 as a
+        prior).
+        """
+        runs, contacts = self._runs, self._runs_counted
+        named = max(1, self._named_count)
+        best: tuple[float, int] | None = None
+        for overlap in range(AHEAD_OVERLAP, MAX_MOVED_OVERLAP + 1):
+            longer = runs[overlap] if overlap < len(runs) else 0
+            risk = (longer + 1) / (contacts + 100) * named * self._ahead_window()
+            if best is None or overlap + risk < best[0]:
+                best = (overlap + risk, overlap)
+        assert best is not None
+        return best[1], best[0] - best[1]
+
+    def _count_runs(self) -> None:
+        """Count, once per answer taken, how many of its contacts end a run of one second."""
+        if self._anchor is None or self._anchor is self._runs_anchor:
+            return
+        self._runs_anchor = self._anchor
+        keys = self._anchor[1]
+        run = 0
+        for index, key in enumerate(keys):
+            run = run + 1 if index and key[0][:19] == keys[index - 1][0][:19] else 1
+            for length in range(1, min(run, len(self._runs) - 1) + 1):
+                self._runs[length] += 1
+        self._runs_counted += len(keys)
 
     def advance(self, page: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """Take the answer to ``current``; return the contacts to emit, and set the next request."""
@@ -430,6 +553,11 @@ class ContactsPaginator:
                 self._newest = key[0]
 
         self._plan_next(request, page, keys, fresh, reaches=reaches)
+        return self._pass_on(fresh)
+
+    def _pass_on(self, fresh: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """``fresh``, counted."""
+        self.stats.passed_on += len(fresh)
         return fresh
 
     def _reaches(self, keys: list[Key | None]) -> bool:

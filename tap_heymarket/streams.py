@@ -143,6 +143,8 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         if since is None:
             self.progress.total = self.count(COUNT_CONTACTS_PATH, {})
+            # The whole list: its count bounds the windows named ahead near its end.
+            paginator.listed = self.progress.total
         # Made here, once: the fetching threads share them.
         _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
         interval = 60.0 / self.config["max_requests_per_minute"]
