@@ -52,9 +52,9 @@ one. None there, or only contacts the next run reads, is the end; any other prov
 no later request asks for more than the cut answer held. (A cap that varies is taken to cut a
 page placed by the limit asked: a server cannot know how many contacts fit before placing it.)
 Contacts dated from ``next_run_reads_from`` on are read as they come, but not chased forever:
-windows among them that keep failing to join with no new contact read in between
-(``MAX_TAIL_SLIDES``) end the sync instead of sliding back again, as the list is sorted and
-everything after them is the next run's too.
+windows among them that keep failing to join, none joining in between (``MAX_TAIL_SLIDES``),
+end the sync instead of sliding back again, as the list is sorted and everything after them is
+the next run's too.
 An answer as long as any before it but short of the limit may be the end or a cap: the
 paginator reads on with windows no larger than that answer (a page 0 still asks for a whole
 page: no reading of a cap moves its offset), and where no overlapping window of that size can
@@ -175,9 +175,9 @@ MIN_FIRST_LIMIT = 2
 CAP_EVIDENCE = 3
 #: Answers to probes that found more than a one-contact answer let on, before giving up.
 MAX_PROBE_HITS = 3
-#: Windows that do not join among contacts the next run reads, with no new contact read in
-#: between, before the sync ends there.
-MAX_TAIL_SLIDES = 5
+#: Windows in a row that do not join among contacts the next run reads (no window joining in
+#: between), before the sync ends there.
+MAX_TAIL_SLIDES = 10
 
 
 def _overlapping_window(last_index: int, overlap: int, max_limit: int) -> tuple[int, int]:
@@ -225,7 +225,7 @@ class ContactsPaginator:
         # Answers as long as the largest one, while a cap is suspected: many say it is one.
         self._answers_at_cap = 0
         # Windows that did not join past the last contact the next run would not read, since
-        # the last answer with a new contact.
+        # the last one that did.
         self._tail_slides = 0
         # The shortest answer shown to be cut short of the list's end: no limit asks for more.
         self._cut: int | None = None
@@ -736,7 +736,7 @@ class ContactsPaginator:
             return
         self._last_window = placed
         self._last_window_date = request.date
-        if fresh:
+        if request.offset > 0:  # a window that joined
             self._tail_slides = 0
         self._anchor = (request, placed)
         if len(page) == request.limit:
