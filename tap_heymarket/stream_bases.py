@@ -227,6 +227,9 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
     oldest_first_body: t.ClassVar[dict[str, t.Any] | None] = None
     own_state_keys = ("walks",)
     is_sorted = False
+    #: Heymarket's records carry no ``team_id``: every one takes the account's (``GET /v1/team``),
+    #: asked as the sync starts, beside its first requests.
+    records_lack_team_id = False
 
     def lookback(self) -> datetime.timedelta:
         """How far below its bookmark a run reads again (changes to records dated before it)."""
@@ -243,6 +246,8 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         """The records of this run's walks, newest first in each."""
         state = self.get_context_state(context)
         bookmark, walks = self.planned_walks(state)
+        if self.records_lack_team_id:
+            self.ask_team_ahead()
         found = Findings()
         full = self.replication_key is None
         if full:
