@@ -91,6 +91,21 @@ def test_the_request_asks_newest_first_by_creation_before_a_whole_second():
         assert first["created_at"].endswith(":00Z") or first["created_at"][19:] == "Z"
 
 
+def test_a_first_sync_asks_its_first_page_beside_the_count_and_the_oldest_message(capsys):
+    # Waiting for both before the first page cost a round trip of a slow API in which
+    # nothing else was asked.
+    latency = 0.3
+    with FakeHeymarket(messages=300, seed=4) as fake:
+        fake.configure(latency=latency)
+        config = only_messages(fake, page_size=100, max_requests_per_minute=6000)
+        TapHeymarket(config=config, setup_mapper=True).streams["messages"].sync()
+    capsys.readouterr()
+    requests = message_requests(fake)
+    oldest = next(r["time"] for r in requests if r["body"]["ascending"] is True)
+    first_page = next(r["time"] for r in requests if r["body"]["ascending"] is False)
+    assert first_page < oldest + latency, "the first page waited for the oldest message"
+
+
 @pytest.mark.parametrize("pages", ["from-0", "from-1"])
 def test_a_broadcast_larger_than_a_capped_answer_is_read_with_page(pages):
     with FakeHeymarket(messages=400, broadcasts=2, broadcast_size=130, seed=5) as fake:
