@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -58,6 +59,11 @@ REREAD_BELOW_BOOKMARK = datetime.timedelta(seconds=2)
 #: Pages each half of a split walk must be expected to hold (see ``_split_one``): a walk
 #: costs about a request more than its pages, cheaper than the pipeline standing idle.
 SPLIT_PAGES = 2
+#: How far below the top a first sync's walk is first split before any answer is in (then four
+#: times as far each time: ``_split_unseen``).
+UNSEEN_FIRST_SPLIT = datetime.timedelta(days=1)
+#: Nor is it split below this date (a few splits more would reach below the year 1).
+UNSEEN_EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 @dataclass
@@ -381,11 +387,21 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         if self.records_lack_team_id:
             self.ask_team_ahead()  # before the first answer's records need it
         while plan.active or plan.requests.in_flight:
-            target = in_flight_target(self.latency.value, interval, None, MAX_WALKS)
+            latency = self.latency.value
+            # Nothing measured yet: the first request's wait so far is the least the latency
+            # is (less an interval it may have waited for the pacer), and a first sync need
+            # not wait out a slow API's first answer to send more (``_Plan.fill``).
+            guess = counted and latency is None
+            if guess:
+                latency = time.monotonic() - plan.started - interval
+            target = in_flight_target(latency, interval, None, MAX_WALKS)
             if self.oldest_first_body is not None:
                 plan.ask_oldest_if_needed(target)
-            plan.fill(target, self.config["page_size"])
-            (asked, request), answer = plan.requests.take()
+            plan.fill(target, self.config["page_size"], guess=guess)
+            taken = plan.requests.take(interval if guess else None)
+            if taken is None:
+                continue
+            (asked, request), answer = taken
             if not isinstance(asked, BackwardWalk):
                 plan.probed(asked, answer, self.progress)
                 continue
@@ -464,6 +480,7 @@ class _Plan:
         #: Walks with a request in flight.
         self.asking: set[int] = set()
         self.top = walks[-1].top
+        self.started = time.monotonic()
         #: The oldest record's date: ``_UNKNOWN``, ``_ASKED``, or what Heymarket answered.
         self.oldest: t.Any = _UNKNOWN
         #: Records a second if Heymarket's count were spread from the oldest record to the top.
@@ -505,12 +522,22 @@ class _Plan:
             self.oldest = _ASKED
             self.requests.send((None, self.top))
 
-    def fill(self, target: int, page_size: int) -> None:
-        """Split walks up to ``target`` (where worth it) and send each a request if it has none."""
+    def fill(self, target: int, page_size: int, *, guess: bool = False) -> None:
+        """Split walks up to ``target`` (where worth it) and send each a request if it has none.
+
+        ``guess``: a first sync before anything tells where its records are; the walk without a
+        floor is split where ``_split_unseen`` guesses.
+        """
         active = self.active
         known = None if self.oldest in (_UNKNOWN, _ASKED) else self.oldest
         while len(active) < target and (
             older := _split_one(active, known, page_size, density=self.density, prior=self.prior)
+            or (
+                guess
+                and self.prior is None
+                and not self.density
+                and _split_unseen(active, self.top)
+            )
         ):
             self.walks.append(older)
             active.append(older)
@@ -543,7 +570,8 @@ def _split_one(
     ``SPLIT_PAGES`` pages at the density of the walk's last answer (``density``; all the walks'
     on average before it has one, and ``prior`` before any answer is in): a request more is
     cheaper than a request slot standing idle for a second. ``oldest``, the oldest record there
-    is as far as known, places an open-ended walk's half way.
+    is as far as known, places the half way of an open-ended walk, or of one whose floor lies
+    below it (split before it was known).
     """
 
     def walked(walk: BackwardWalk) -> float:
@@ -555,8 +583,12 @@ def _split_one(
     if not average:
         return None  # no density yet to tell what a half would hold
 
+    def low_end(walk: BackwardWalk) -> str | None:
+        # No record is older than the oldest there is: a floor below it bounds nothing.
+        return max((low for low in (walk.floor, oldest) if low is not None), default=None)
+
     def records_left(walk: BackwardWalk) -> float:
-        low = walk.floor or oldest
+        low = low_end(walk)
         if low is None or low >= walk.boundary:
             return 0.0
         # Records are rarely spread evenly: where the walk is now counts.
@@ -566,7 +598,28 @@ def _split_one(
     fullest = max(walks, key=records_left)
     if records_left(fullest) / 2 < SPLIT_PAGES * page_size:
         return None
-    return fullest.split(oldest)
+    high, low = _instant(fullest.boundary), _instant(t.cast(str, low_end(fullest)))
+    return fullest.split_at(_fixed(low + (high - low) / 2))
+
+
+def _split_unseen(walks: list[BackwardWalk], top: str) -> BackwardWalk | None:
+    """Split the walk without a floor before any answer tells where records are, or None.
+
+    A slow API's first answers take a while; until then the request slots would stand idle.
+    With no telling how far back the records go, each split cuts the open-ended walk four
+    times as far below the top as it began (a day below the top the first time): a walk over
+    a stretch without records costs one request, and the open-ended walk below still reads
+    whatever there is. Once the count and the oldest record are in, ``_split_one`` splits by
+    records left.
+    """
+    open_ended = [walk for walk in walks if walk.floor is None]
+    if len(open_ended) != 1:
+        return None
+    walk = open_ended[0]
+    reach = max(4 * (_instant(top) - _instant(walk.top)), UNSEEN_FIRST_SPLIT)
+    if reach > _instant(top) - UNSEEN_EARLIEST:
+        return None
+    return walk.split_at(_fixed(_instant(top) - reach))
 
 
 def _density(total: int | None, top: str, oldest: t.Any) -> float | None:
