@@ -57,8 +57,10 @@ _COUNT = object()
 #: behind this machine's), is read by the next run.
 REREAD_BELOW_BOOKMARK = datetime.timedelta(seconds=2)
 #: Pages each half of a split walk must be expected to hold (see ``_split_one``): a walk
-#: costs about a request more than its pages, cheaper than the pipeline standing idle.
-SPLIT_PAGES = 2
+#: costs about a request more than its pages, cheaper than the pipeline standing idle. At the
+#: end of a sync at 1 s a request, halves of two pages left walks of three finishing alone,
+#: a page a second.
+SPLIT_PAGES = 1
 #: How far below the top a first sync's walk is first split before any answer is in (then four
 #: times as far each time: ``_split_unseen``).
 UNSEEN_FIRST_SPLIT = datetime.timedelta(days=1)

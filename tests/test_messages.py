@@ -292,5 +292,6 @@ def test_a_slow_api_is_walked_by_several_walks_at_once_losing_nothing_and_few_re
         assert fake.max_in_flight > 2, "the walks never overlapped"
         assert {r["id"] for r in message_records(run)} >= before
         # Each walk costs about one request more than its records, and walks are split down
-        # to two pages whenever a request slot would stand idle: 12 walks cost about a tenth.
+        # to halves of a page whenever a request slot would stand idle: 12 walks cost about a
+        # tenth.
         assert len(message_requests(fake)) <= sequential * 1.15 + 2

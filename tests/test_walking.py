@@ -438,3 +438,17 @@ def test_a_walk_split_before_any_answer_is_split_four_times_further_back_each_ti
     ]  # fmt: skip
     assert [walk.floor for walk in walks[:-1]] == [walk.top for walk in walks[1:]]
     assert walks[-1].floor is None
+
+
+def test_a_walk_with_three_pages_left_is_split_when_a_request_slot_would_stand_idle():
+    # Near a sync's end at 1 s a request, walks of three pages left finished one page a
+    # second while the other request slots stood idle.
+    walk = BackwardWalk(
+        top="2024-03-01T00:00:00.000000Z", floor="2024-02-28T00:00:00.000000Z", limit=100
+    )
+    density = 300 / (2 * 86_400)  # three pages left
+    older = _split_one([walk], None, 100, density={}, prior=density)
+    assert older is not None and older.top == "2024-02-29T00:00:00.000000Z"
+    assert _split_one([walk, older], None, 100, density={}, prior=density) is None, (
+        "halves of less than a page are not worth a walk each"
+    )
