@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import email.utils
@@ -267,8 +268,11 @@ class _OneLineFailures(logging.Filter):
 #: Each tap's pacer, made by its first stream that asks.
 _PACERS: weakref.WeakKeyDictionary[Tap, RequestPacer] = weakref.WeakKeyDictionary()
 _PACERS_LOCK = threading.Lock()
-#: Each tap's team, asked by its first stream that needs it (its first record, or team members).
-_TEAMS: weakref.WeakKeyDictionary[Tap, Team] = weakref.WeakKeyDictionary()
+#: Each tap's team, asked by its first stream that needs it (its first record, team members, or
+#: ahead, as a stream whose records lack a ``team_id`` starts); a failed ask fails them all.
+_TEAMS: weakref.WeakKeyDictionary[Tap, concurrent.futures.Future[Team]] = (
+    weakref.WeakKeyDictionary()
+)
 _TEAMS_LOCK = threading.Lock()
 
 _SDK_UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
@@ -331,11 +335,34 @@ class HeymarketStream(Stream):
         integer ``id``), the sync fails in one line: rows without their account's id could not
         be told apart from another account's.
         """
+        return self._team(ahead=False).result()
+
+    def ask_team_ahead(self) -> None:
+        """Have the team asked on a daemon thread now, unless it was asked already.
+
+        For a stream whose records lack a ``team_id``: its first record needs the team, and
+        asked only then, the request's round trip would stall the requests in flight behind it.
+        What the ask raises is raised where the team is needed.
+        """
+        self._team(ahead=True)
+
+    def _team(self, *, ahead: bool) -> concurrent.futures.Future[Team]:
         with _TEAMS_LOCK:
-            team = _TEAMS.get(self._tap)
-            if team is None:
-                team = _TEAMS[self._tap] = self._ask_team()
-        return team
+            asked = _TEAMS.get(self._tap)
+            if asked is not None:
+                return asked
+            asked = _TEAMS[self._tap] = concurrent.futures.Future()
+        if ahead:
+            threading.Thread(target=self._answer_team, args=(asked,), daemon=True).start()
+        else:
+            self._answer_team(asked)
+        return asked
+
+    def _answer_team(self, asked: concurrent.futures.Future[Team]) -> None:
+        try:
+            asked.set_result(self._ask_team())
+        except BaseException as exc:  # raised to every stream that needs the team
+            asked.set_exception(exc)
 
     @property
     def team_id(self) -> int:

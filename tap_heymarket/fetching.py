@@ -207,9 +207,19 @@ class AnyOrder:
         except BaseException as exc:
             self._done.put((request, None, exc))
 
-    def take(self) -> tuple[t.Any, t.Any]:
-        """The next answer to arrive and its request; raises what fetching it raised."""
-        request, answer, error = self._done.get()
+    @t.overload
+    def take(self) -> tuple[t.Any, t.Any]: ...
+    @t.overload
+    def take(self, timeout: float | None) -> tuple[t.Any, t.Any] | None: ...
+    def take(self, timeout: float | None = None) -> tuple[t.Any, t.Any] | None:
+        """The next answer to arrive and its request; raises what fetching it raised.
+
+        None if none arrives within ``timeout`` seconds (if given).
+        """
+        try:
+            request, answer, error = self._done.get(timeout=timeout)
+        except queue.Empty:
+            return None
         self.in_flight -= 1
         if error is not None:
             raise error

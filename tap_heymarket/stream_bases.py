@@ -16,10 +16,10 @@ deleted.
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime
 import functools
 import logging
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -41,6 +41,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_heymarket.fields import RecordSpec
+    from tap_heymarket.progress import Progress
 
 Record = dict[str, t.Any]
 #: Walks of one stream in flight at most, each with one request: enough for the pacing's 8
@@ -48,14 +49,23 @@ Record = dict[str, t.Any]
 MAX_WALKS = 12
 #: Not asked yet, and asked but not answered yet.
 _UNKNOWN, _ASKED = object(), object()
+#: In place of a walk: a request for Heymarket's count.
+_COUNT = object()
 #: How far below its bookmark a run reads again, at least. The bookmark is the whole second
 #: after the one the last run began in, so a record changed after that run's walk passed its
 #: place, but dated before the bookmark (in that second, or by a clock running a little
 #: behind this machine's), is read by the next run.
 REREAD_BELOW_BOOKMARK = datetime.timedelta(seconds=2)
 #: Pages each half of a split walk must be expected to hold (see ``_split_one``): a walk
-#: costs about a request more than its pages, cheaper than the pipeline standing idle.
-SPLIT_PAGES = 2
+#: costs about a request more than its pages, cheaper than the pipeline standing idle. At the
+#: end of a sync at 1 s a request, halves of two pages left walks of three finishing alone,
+#: a page a second.
+SPLIT_PAGES = 1
+#: How far below the top a first sync's walk is first split before any answer is in (then four
+#: times as far each time: ``_split_unseen``).
+UNSEEN_FIRST_SPLIT = datetime.timedelta(days=1)
+#: Nor is it split below this date (a few splits more would reach below the year 1).
+UNSEEN_EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 @dataclass
@@ -227,6 +237,9 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
     oldest_first_body: t.ClassVar[dict[str, t.Any] | None] = None
     own_state_keys = ("walks",)
     is_sorted = False
+    #: Heymarket's records carry no ``team_id``: every one takes the account's (``GET /v1/team``),
+    #: asked as the sync starts, beside its first requests.
+    records_lack_team_id = False
 
     def lookback(self) -> datetime.timedelta:
         """How far below its bookmark a run reads again (changes to records dated before it)."""
@@ -248,16 +261,8 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         if full:
             self.begin_full_pass()
         first = walks[-1]
-        oldest: t.Any = _UNKNOWN
-        if self.count_path and first.floor is None and len(walks) == 1:
-            # A first sync: Heymarket's count, for the progress lines, and the oldest record,
-            # asked together so that a slow API's first walks can be split at once.
-            body = {**self.fixed_body, self.cursor_param: first.request().cursor}
-            with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                counted = pool.submit(self.count, self.count_path, body)
-                if self.oldest_first_body is not None:
-                    oldest = pool.submit(self._oldest, first.top).result()
-                self.progress.total = counted.result()
+        # A first sync also asks for Heymarket's count, for the progress lines.
+        counted = bool(self.count_path) and first.floor is None and len(walks) == 1
         self.logger.info(
             "Syncing %s%s from %s to %s",
             self.name,
@@ -266,7 +271,7 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             first.top,
         )
         try:
-            yield from self._run(walks, bookmark, found, context, oldest)
+            yield from self._run(walks, bookmark, found, context, counted=counted)
         except PagingError as exc:
             # Every STATE so far is backed by answers that passed their checks.
             raise HeymarketAPIError(str(exc)) from None
@@ -360,7 +365,8 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         bookmark: str | None,
         found: Findings,
         context: Context | None,
-        oldest: t.Any = _UNKNOWN,
+        *,
+        counted: bool = False,
     ) -> t.Iterator[Record]:
         """The walks' new records; for an incremental stream, a STATE after each answer.
 
@@ -368,52 +374,41 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         when its latency is what the sync waits for, the walks left are split (``split``) into
         as many as the latency needs (``in_flight_target``, up to ``MAX_WALKS``), each with one
         request in flight, their answers taken as they arrive.
+
+        ``counted``: a first sync, which asks for Heymarket's count (for the progress lines) and
+        the oldest record beside the first walk's first request, so that a slow API's first
+        walks are split as soon as both are in, at the density they give.
         """
         interval = 60.0 / self.config["max_requests_per_minute"]
-        requests = AnyOrder(functools.partial(self._fetch_item, context=context))
-        asking: set[int] = set()  # walks with a request in flight
-        # ``oldest``: the oldest record's date, asked once splits are wanted if not yet asked.
-        # With Heymarket's count, it gives the density to split at before any answer is in.
-        prior = _density(self.progress.total, walks[-1].top, oldest)
-        # Records a second in each walk's last answer: where a walk is, not where it was.
-        density: dict[int, float] = {}
-        while True:
-            active = [walk for walk in walks if not walk.finished]
-            if not active and not requests.in_flight:
-                return
-            target = in_flight_target(self.latency.value, interval, None, MAX_WALKS)
-            if (
-                target > len(active)
-                and oldest is _UNKNOWN
-                and self.oldest_first_body is not None
-                and any(walk.floor is None for walk in active)  # only such a walk needs it
-            ):
-                # Asked beside the walks' requests: the pipeline does not wait for it.
-                oldest = _ASKED
-                requests.send((None, walks[-1].top))
-            known = None if oldest in (_UNKNOWN, _ASKED) else oldest
-            while len(active) < target and (
-                older := _split_one(
-                    active,
-                    known,
-                    self.config["page_size"],
-                    density=density,
-                    prior=prior,
-                )
-            ):
-                walks.append(older)
-                active.append(older)
-            for walk in active:
-                if requests.in_flight >= target:
-                    break
-                if id(walk) not in asking:
-                    asking.add(id(walk))
-                    requests.send((walk, walk.request()))
-            (walk, request), answer = requests.take()
-            if walk is None:
-                oldest = answer
+        plan = _Plan(walks, AnyOrder(functools.partial(self._fetch_item, context=context)))
+        if counted:
+            plan.probe(
+                self.oldest_first_body is not None,
+                {**self.fixed_body, self.cursor_param: walks[-1].request().cursor},
+            )
+        if self.records_lack_team_id:
+            self.ask_team_ahead()  # before the first answer's records need it
+        while plan.active or plan.requests.in_flight:
+            latency = self.latency.value
+            # Nothing measured yet: the first request's wait so far is the least the latency
+            # is (less an interval it may have waited for the pacer), and a first sync need
+            # not wait out a slow API's first answer to send more (``_Plan.fill``).
+            guess = counted and latency is None
+            if guess:
+                latency = time.monotonic() - plan.started - interval
+            target = in_flight_target(latency, interval, None, MAX_WALKS)
+            if self.oldest_first_body is not None:
+                plan.ask_oldest_if_needed(target)
+            plan.fill(target, self.config["page_size"], guess=guess)
+            taken = plan.requests.take(interval if guess else None)
+            if taken is None:
                 continue
-            asking.discard(id(walk))
+            (asked, request), answer = taken
+            if not isinstance(asked, BackwardWalk):
+                plan.probed(asked, answer, self.progress)
+                continue
+            walk = asked
+            plan.asking.discard(id(walk))
             answer, report = answer
             before = walk.boundary
             self.extracted_at = utc_now()
@@ -425,17 +420,18 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 written += 1
                 yield record
             self.progress.records_written(written)
-            span = (_instant(before) - _instant(walk.boundary)).total_seconds()
-            if span > 0 and answer:
-                density[id(walk)] = len(answer) / span
+            plan.answered(walk, before, answer)
             if self.replication_key is not None:
                 self._save_walks(walks, bookmark, context)
 
-    def _fetch_item(
-        self, item: tuple[BackwardWalk | None, t.Any], context: Context | None
-    ) -> t.Any:
-        """A walk's answer, or (for no walk) the oldest record's date before ``item[1]``."""
+    def _fetch_item(self, item: tuple[t.Any, t.Any], context: Context | None) -> t.Any:
+        """A walk's answer, or for no walk the oldest record's date before ``item[1]``.
+
+        For ``_COUNT``, Heymarket's count of the records ``item[1]`` (a body) asks for.
+        """
         walk, request = item
+        if walk is _COUNT:
+            return self.count(t.cast(str, self.count_path), request)
         return self._ask(request, context) if walk is not None else self._oldest(request)
 
     def _oldest(self, top: str) -> str | None:
@@ -477,6 +473,90 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         self.save_state(values, context)
 
 
+class _Plan:
+    """The walks of one run, the requests in flight for them, and what places their splits."""
+
+    def __init__(self, walks: list[BackwardWalk], requests: AnyOrder) -> None:
+        self.walks = walks
+        self.requests = requests
+        #: Walks with a request in flight.
+        self.asking: set[int] = set()
+        self.top = walks[-1].top
+        self.started = time.monotonic()
+        #: The oldest record's date: ``_UNKNOWN``, ``_ASKED``, or what Heymarket answered.
+        self.oldest: t.Any = _UNKNOWN
+        #: Records a second if Heymarket's count were spread from the oldest record to the top.
+        self.prior: float | None = None
+        #: Records a second in each walk's last answer: where a walk is, not where it was.
+        self.density: dict[int, float] = {}
+
+    @property
+    def active(self) -> list[BackwardWalk]:
+        """The walks not finished."""
+        return [walk for walk in self.walks if not walk.finished]
+
+    def probe(self, oldest: bool, count_body: dict[str, t.Any]) -> None:
+        """A first sync: ask for the oldest record (if ``oldest``) and Heymarket's count."""
+        if oldest:
+            self.oldest = _ASKED
+            self.requests.send((None, self.top))
+        self.requests.send((_COUNT, count_body))
+
+    def probed(self, asked: t.Any, answer: t.Any, progress: Progress) -> None:
+        """Take the oldest record's date (``asked`` None) or the count (``_COUNT``)."""
+        if asked is None:
+            self.oldest = answer
+        else:
+            progress.total = answer
+        # With Heymarket's count, the oldest record gives the density to split at before any
+        # walk's answer is in.
+        self.prior = _density(progress.total, self.top, self.oldest)
+
+    def ask_oldest_if_needed(self, target: int) -> None:
+        """Ask for the oldest record once a walk without a floor could be split, if not asked."""
+        active = self.active
+        if (
+            target > len(active)
+            and self.oldest is _UNKNOWN
+            and any(walk.floor is None for walk in active)  # only such a walk needs it
+        ):
+            # Asked beside the walks' requests: the pipeline does not wait for it.
+            self.oldest = _ASKED
+            self.requests.send((None, self.top))
+
+    def fill(self, target: int, page_size: int, *, guess: bool = False) -> None:
+        """Split walks up to ``target`` (where worth it) and send each a request if it has none.
+
+        ``guess``: a first sync before anything tells where its records are; the walk without a
+        floor is split where ``_split_unseen`` guesses.
+        """
+        active = self.active
+        known = None if self.oldest in (_UNKNOWN, _ASKED) else self.oldest
+        while len(active) < target and (
+            older := _split_one(active, known, page_size, density=self.density, prior=self.prior)
+            or (
+                guess
+                and self.prior is None
+                and not self.density
+                and _split_unseen(active, self.top)
+            )
+        ):
+            self.walks.append(older)
+            active.append(older)
+        for walk in active:
+            if len(self.asking) >= target:  # the count and the oldest record go beside
+                break
+            if id(walk) not in self.asking:
+                self.asking.add(id(walk))
+                self.requests.send((walk, walk.request()))
+
+    def answered(self, walk: BackwardWalk, before: str, answer: list[Record]) -> None:
+        """Note the density of the answer the walk took (``before``: its boundary before it)."""
+        span = (_instant(before) - _instant(walk.boundary)).total_seconds()
+        if span > 0 and answer:
+            self.density[id(walk)] = len(answer) / span
+
+
 def _split_one(
     walks: list[BackwardWalk],
     oldest: str | None,
@@ -492,7 +572,8 @@ def _split_one(
     ``SPLIT_PAGES`` pages at the density of the walk's last answer (``density``; all the walks'
     on average before it has one, and ``prior`` before any answer is in): a request more is
     cheaper than a request slot standing idle for a second. ``oldest``, the oldest record there
-    is as far as known, places an open-ended walk's half way.
+    is as far as known, places the half way of an open-ended walk, or of one whose floor lies
+    below it (split before it was known).
     """
 
     def walked(walk: BackwardWalk) -> float:
@@ -504,8 +585,12 @@ def _split_one(
     if not average:
         return None  # no density yet to tell what a half would hold
 
+    def low_end(walk: BackwardWalk) -> str | None:
+        # No record is older than the oldest there is: a floor below it bounds nothing.
+        return max((low for low in (walk.floor, oldest) if low is not None), default=None)
+
     def records_left(walk: BackwardWalk) -> float:
-        low = walk.floor or oldest
+        low = low_end(walk)
         if low is None or low >= walk.boundary:
             return 0.0
         # Records are rarely spread evenly: where the walk is now counts.
@@ -515,7 +600,28 @@ def _split_one(
     fullest = max(walks, key=records_left)
     if records_left(fullest) / 2 < SPLIT_PAGES * page_size:
         return None
-    return fullest.split(oldest)
+    high, low = _instant(fullest.boundary), _instant(t.cast(str, low_end(fullest)))
+    return fullest.split_at(_fixed(low + (high - low) / 2))
+
+
+def _split_unseen(walks: list[BackwardWalk], top: str) -> BackwardWalk | None:
+    """Split the walk without a floor before any answer tells where records are, or None.
+
+    A slow API's first answers take a while; until then the request slots would stand idle.
+    With no telling how far back the records go, each split cuts the open-ended walk four
+    times as far below the top as it began (a day below the top the first time): a walk over
+    a stretch without records costs one request, and the open-ended walk below still reads
+    whatever there is. Once the count and the oldest record are in, ``_split_one`` splits by
+    records left.
+    """
+    open_ended = [walk for walk in walks if walk.floor is None]
+    if len(open_ended) != 1:
+        return None
+    walk = open_ended[0]
+    reach = max(4 * (_instant(top) - _instant(walk.top)), UNSEEN_FIRST_SPLIT)
+    if reach > _instant(top) - UNSEEN_EARLIEST:
+        return None
+    return walk.split_at(_fixed(_instant(top) - reach))
 
 
 def _density(total: int | None, top: str, oldest: t.Any) -> float | None:

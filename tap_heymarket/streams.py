@@ -257,6 +257,7 @@ class MessagesStream(WalkedStream):
     cursor_param = "created_at"
     fixed_body: t.ClassVar[dict[str, t.Any]] = {"order": "created_at", "ascending": False}
     count_path = "/v1/messages/all/count"
+    records_lack_team_id = True
     oldest_first_body: t.ClassVar[dict[str, t.Any] | None] = {
         "order": "created_at",
         "ascending": True,
@@ -394,6 +395,7 @@ class ConversationsStream(WalkedStream):
     replication_key = "updated"
     state_partitioning_keys: t.ClassVar[list[str]] = ["inbox_id", "closed"]
     spec = CONVERSATIONS
+    records_lack_team_id = True
 
     @cached_property
     def _inbox_members(self) -> dict[int, int | None]:

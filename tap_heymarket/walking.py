@@ -203,15 +203,25 @@ class BackwardWalk:
         as far as the caller knows; the older half stays open-ended, so a wrong hint costs time,
         never a record); without either there is no telling where half way is.
         """
-        if self.finished or self._tie is not None or self._capped is not None:
-            return None
         low_text = self.floor if self.floor is not None else hint
         if low_text is None or low_text >= self.boundary:
             return None
         high = _instant(self.boundary)
         low = _instant(low_text)
-        middle = (low + (high - low) / 2).replace(microsecond=0)
-        if middle >= high - _SECOND or (self.floor is not None and _fixed(middle) <= self.floor):
+        return self.split_at(_fixed((low + (high - low) / 2).replace(microsecond=0)))
+
+    def split_at(self, second: str) -> BackwardWalk | None:
+        """Hand what is left below the whole second ``second`` to a new walk (as ``split``).
+
+        None if that second is not within what is left, at least a second below the boundary
+        and above the floor.
+        """
+        if self.finished or self._tie is not None or self._capped is not None:
+            return None
+        middle = _instant(second_of(second))
+        if middle >= _instant(self.boundary) - _SECOND or (
+            self.floor is not None and _fixed(middle) <= self.floor
+        ):
             return None
         older = BackwardWalk(
             top=_fixed(middle),

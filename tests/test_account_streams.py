@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import TapRun, run_tap, tap_config
 
@@ -146,6 +147,21 @@ def test_a_record_without_a_team_of_its_own_takes_the_account_s():
     assert run.returncode == 0, run.stderr
     assert {inbox["team_id"] for inbox in run.stream_records("inboxes")} == {31}
     assert {inbox["team"] for inbox in run.stream_records("inboxes")} == {None}
+
+
+def test_a_stream_whose_records_lack_a_team_asks_for_it_beside_its_first_requests(capsys):
+    # Asked at the first record, the team's round trip stalled every request behind it: at
+    # 1 s a request, a second of a rate-bound sync sending nothing.
+    latency = 0.3
+    with FakeHeymarket(messages=300, seed=4) as fake:
+        fake.configure(latency=latency)
+        config = tap_config(fake, page_size=100, max_requests_per_minute=6000)
+        TapHeymarket(config=config, setup_mapper=True).streams["messages"].sync()
+    capsys.readouterr()
+    team = [r["time"] for r in fake.requests if r["path"] == "/v1/team"]
+    first = min(r["time"] for r in fake.requests if r["path"] == "/v1/messages/all")
+    assert len(team) == 1
+    assert team[0] < first + latency, "the team was asked once the first answer was in"
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,38 @@ def test_the_request_asks_newest_first_by_creation_before_a_whole_second():
         assert first["created_at"].endswith(":00Z") or first["created_at"][19:] == "Z"
 
 
+def test_a_first_sync_asks_its_first_page_beside_the_count_and_the_oldest_message(capsys):
+    # Waiting for both before the first page cost a round trip of a slow API in which
+    # nothing else was asked.
+    latency = 0.3
+    with FakeHeymarket(messages=300, seed=4) as fake:
+        fake.configure(latency=latency)
+        config = only_messages(fake, page_size=100, max_requests_per_minute=6000)
+        TapHeymarket(config=config, setup_mapper=True).streams["messages"].sync()
+    capsys.readouterr()
+    requests = message_requests(fake)
+    oldest = next(r["time"] for r in requests if r["body"]["ascending"] is True)
+    first_page = next(r["time"] for r in requests if r["body"]["ascending"] is False)
+    assert first_page < oldest + latency, "the first page waited for the oldest message"
+
+
+def test_a_first_sync_of_a_slow_api_splits_its_walk_before_any_answer_is_in():
+    # Splits waited for the count and the oldest message: a slow API's first round trip
+    # passed with a single page asked.
+    latency = 0.6
+    with FakeHeymarket(messages=3000, seed=5) as fake:
+        fake.configure(latency=latency)
+        everything = {m["id"] for m in fake.all_messages()}
+        run = run_messages(only_messages(fake, page_size=100, max_requests_per_minute=600))
+    assert run.returncode == 0, run.stderr
+    requests = message_requests(fake)
+    first = requests[0]["time"]
+    pages = [r for r in requests if r["body"]["ascending"] is False and r["time"] < first + latency]
+    assert len(pages) > 1, "nothing but the first page was asked before the first answer"
+    records = [r["id"] for r in message_records(run)]
+    assert set(records) == everything and len(records) == len(everything)
+
+
 @pytest.mark.parametrize("pages", ["from-0", "from-1"])
 def test_a_broadcast_larger_than_a_capped_answer_is_read_with_page(pages):
     with FakeHeymarket(messages=400, broadcasts=2, broadcast_size=130, seed=5) as fake:
@@ -260,5 +292,6 @@ def test_a_slow_api_is_walked_by_several_walks_at_once_losing_nothing_and_few_re
         assert fake.max_in_flight > 2, "the walks never overlapped"
         assert {r["id"] for r in message_records(run)} >= before
         # Each walk costs about one request more than its records, and walks are split down
-        # to two pages whenever a request slot would stand idle: 12 walks cost about a tenth.
+        # to halves of a page whenever a request slot would stand idle: 12 walks cost about a
+        # tenth.
         assert len(message_requests(fake)) <= sequential * 1.15 + 2

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_heymarket.normalize import TIMESTAMP_FORMAT
+from tap_heymarket.stream_bases import _split_one, _split_unseen
 from tap_heymarket.walking import MIN_CAP, BackwardWalk, PagingError, WalkRequest
 
 BASE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
@@ -397,3 +398,57 @@ def test_a_split_hands_the_older_half_to_a_new_walk_meeting_at_a_whole_second():
     open_ended = BackwardWalk(top=TOP, floor=None, limit=30).split("2029-12-30T00:00:00.000000Z")
     assert open_ended is not None and open_ended.top == "2029-12-31T00:00:00.000000Z"
     assert open_ended.floor is None
+
+
+def test_split_at_hands_what_is_below_a_whole_second_to_a_new_walk():
+    walk = BackwardWalk(top="2024-03-01T00:00:00.000000Z", floor=None, limit=10)
+    older = walk.split_at("2024-02-01T12:00:00.500000Z")
+    assert older is not None
+    assert (older.top, older.floor) == ("2024-02-01T12:00:00.000000Z", None)
+    assert walk.floor == older.top
+    assert walk.split_at("2024-02-29T23:59:59.000000Z") is None, "not a second below the top"
+    assert walk.split_at("2024-01-01T00:00:00.000000Z") is None, "below its floor now"
+
+
+def test_a_floor_below_the_oldest_record_neither_counts_nor_places_a_split():
+    # Split before the oldest record was known, a walk's floor may lie years below it: its
+    # records left, and its half way, count from the oldest record up.
+    walk = BackwardWalk(
+        top="2024-02-06T00:00:00.000000Z", floor="2015-09-09T00:00:00.000000Z", limit=100
+    )
+    other = BackwardWalk(
+        top="2024-12-01T00:00:00.000000Z", floor="2024-06-01T00:00:00.000000Z", limit=100
+    )
+    density = 10_000 / (183 * 86_400)  # 10,000 records in the other walk's half year
+    older = _split_one([walk, other], "2024-01-01T00:00:00.000000Z", 100, density={}, prior=density)
+    assert older is not None and older.floor == "2024-06-01T00:00:00.000000Z", "the fuller walk"
+    older = _split_one([walk], "2024-01-01T00:00:00.000000Z", 100, density={}, prior=density)
+    assert older is not None
+    assert older.top == "2024-01-19T00:00:00.000000Z", "half way down to the oldest record"
+
+
+def test_a_walk_split_before_any_answer_is_split_four_times_further_back_each_time_down_to_2000():
+    top = "2026-11-26T12:00:00.000000Z"
+    walks = [BackwardWalk(top=top, floor=None, limit=100)]
+    while older := _split_unseen(walks, top):
+        walks.append(older)
+    assert [walk.top[:10] for walk in walks] == [
+        "2026-11-26", "2026-11-25", "2026-11-22", "2026-11-10", "2026-09-23", "2026-03-15",
+        "2024-02-06", "2015-09-09",
+    ]  # fmt: skip
+    assert [walk.floor for walk in walks[:-1]] == [walk.top for walk in walks[1:]]
+    assert walks[-1].floor is None
+
+
+def test_a_walk_with_three_pages_left_is_split_when_a_request_slot_would_stand_idle():
+    # Near a sync's end at 1 s a request, walks of three pages left finished one page a
+    # second while the other request slots stood idle.
+    walk = BackwardWalk(
+        top="2024-03-01T00:00:00.000000Z", floor="2024-02-28T00:00:00.000000Z", limit=100
+    )
+    density = 300 / (2 * 86_400)  # three pages left
+    older = _split_one([walk], None, 100, density={}, prior=density)
+    assert older is not None and older.top == "2024-02-29T00:00:00.000000Z"
+    assert _split_one([walk, older], None, 100, density={}, prior=density) is None, (
+        "halves of less than a page are not worth a walk each"
+    )
