@@ -179,7 +179,8 @@ def interrupt_tap(
                     process.wait()
             errors.seek(0)
             stderr = errors.read()
-    text = (stdout + b"".join(rest)).decode()
+    # A SIGKILL can cut the last line mid-character: that line is incomplete whatever it holds.
+    text = (stdout + b"".join(rest)).decode(errors="replace")
     return TapRun(process.returncode, parse_messages(text), stderr, text), exited
 
 
