@@ -251,6 +251,32 @@ def bookmark(emitted: list[dict], paginator: ContactsPaginator) -> str | None:
     return min(max(dated), paginator.next_run_reads_from)
 
 
+def assert_whole_in_order_and_once(
+    model: ListModel,
+    page_size: int,
+    at_start: dict[int, str],
+    emitted: list[dict],
+    paginator: ContactsPaginator,
+) -> None:
+    """In ``updated`` order, each version once, no gap behind any prefix, nothing due lost.
+
+    Contacts dated from a second before the sync's start, and those changed during it (dated
+    after it), may be left to the next run, which must then find them.
+    """
+    updated = [c["updated"] for c in emitted]
+    assert updated == sorted(updated), "contacts must leave in updated order"
+    keys = [(c["updated"], c["id"]) for c in emitted]
+    assert len(keys) == len(set(keys)), "a contact version is emitted once"
+    assert_no_gap_behind(emitted, at_start, model.changed)
+    due = {
+        cid
+        for cid, updated in at_start.items()
+        if updated < paginator.next_run_reads_from and cid not in model.changed
+    }
+    assert due <= {c["id"] for c in emitted}, "a contact present at the start was lost"
+    assert_the_next_run_finds_the_rest(model, page_size, emitted, paginator)
+
+
 def assert_the_next_run_finds_the_rest(
     model: ListModel, page_size: int, first: list[dict], paginator: ContactsPaginator
 ) -> None:
@@ -310,20 +336,7 @@ def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
     emitted, paginator, error = sync(model, page_size, None, updates, creates, in_flight)
 
     assert error is None
-    updated = [c["updated"] for c in emitted]
-    assert updated == sorted(updated), "contacts must leave in updated order"
-    keys = [(c["updated"], c["id"]) for c in emitted]
-    assert len(keys) == len(set(keys)), "a contact version is emitted once"
-    assert_no_gap_behind(emitted, at_start, model.changed)
-    # Contacts dated from a second before the sync's start, and those changed during it (dated
-    # after it), may be left to the next run.
-    due = {
-        cid
-        for cid, updated in at_start.items()
-        if updated < paginator.next_run_reads_from and cid not in model.changed
-    }
-    assert due <= {c["id"] for c in emitted}, "a contact present at the start was lost"
-    assert_the_next_run_finds_the_rest(model, page_size, emitted, paginator)
+    assert_whole_in_order_and_once(model, page_size, at_start, emitted, paginator)
 
 
 @pytest.mark.parametrize("tie_order", STABLE_TIE_ORDERS)
@@ -707,15 +720,4 @@ def test_windows_moved_across_gaps_lose_nothing_under_churn(
     )
 
     assert error is None
-    updated = [c["updated"] for c in emitted]
-    assert updated == sorted(updated), "contacts must leave in updated order"
-    keys = [(c["updated"], c["id"]) for c in emitted]
-    assert len(keys) == len(set(keys)), "a contact version is emitted once"
-    assert_no_gap_behind(emitted, at_start, model.changed)
-    due = {
-        cid
-        for cid, updated in at_start.items()
-        if updated < paginator.next_run_reads_from and cid not in model.changed
-    }
-    assert due <= {c["id"] for c in emitted}, "a contact present at the start was lost"
-    assert_the_next_run_finds_the_rest(model, 100, emitted, paginator)
+    assert_whole_in_order_and_once(model, 100, at_start, emitted, paginator)
