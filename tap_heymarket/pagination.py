@@ -33,6 +33,9 @@ What the paging relies on is checked on every answer, and a failed check stops t
 - every contact before the last one already read in an answer has been read too (in a window,
   before the contact it joins on; on a fresh ``date``, before the last re-read): otherwise the
   order inside a tie changed between requests, and offsets no longer mean anything;
+- the contacts an answer repeats come in the order answers on its ``date`` first listed them
+  (contacts only leave, so a stable order keeps the rest in place): a tie whose order changed
+  shows here even when every contact a window repeats was read;
 - a contact never read is never older than one already passed on.
 
 Contacts dated from one second before the sync began (``next_run_reads_from``) are exempt from
@@ -85,7 +88,11 @@ evaluated them in: the argument above never relied on that order, only on contac
 never entering the part of the list already read, which holds across the two ``date``s. As
 the order inside a tie may differ from one ``date`` to another, a window on a new ``date`` joins
 only where its answer holds the join contact's whole second (a contact of an earlier second
-before it), so that a changed order there shows as a missed contact, not a skipped one. A
+before it), so that a changed order there shows as a missed contact, not a skipped one. So
+does a window on the same ``date`` where the last window shows where that second starts and
+holds fewer of it than a tie window repeats (a window named ahead repeats as many contacts as
+a moved one, so it rarely fails this): an order that changes on every request could otherwise
+move a contact of that second before the window unseen. A
 window that does not join makes the paginator look further back on its own, and the requests
 named after it are simply not asked for (``upcoming()`` no longer names them). Out-of-order
 answers have two consequences, both handled: an answer evaluated before one already taken can
@@ -161,14 +168,15 @@ class PagingError(Exception):
 #: Overlapping windows need room to both repeat and advance; below this many contacts a
 #: window cannot always do both, so tie windows may be larger than a small ``page_size``.
 MIN_WINDOW = 20
-#: Contacts a window sent ahead repeats of the one before it. Requests sent together are
-#: evaluated within moments of each other, so few contacts can leave in between; when more
-#: do, the window does not join and the paginator slides back (correct, one request dearer).
+#: Contacts a window sent ahead repeats of the one before it at least (see ``_join_overlap``).
+#: Requests sent together are evaluated within moments of each other, so few contacts can
+#: leave in between; when more do, the window does not join and the paginator slides back
+#: (correct, one request dearer).
 AHEAD_OVERLAP = 2
 #: Requests named after ``current`` at most (more than any number in flight).
 MAX_AHEAD = 64
-#: Contacts a window moved to a later ``date`` repeats at most (see ``_moved_overlap``).
-MAX_MOVED_OVERLAP = 12
+#: Contacts a window sent ahead repeats at most (see ``_join_overlap``).
+MAX_AHEAD_OVERLAP = 12
 #: Contacts asked for at least when ``date`` moves: one answer must be able to show its order.
 MIN_FIRST_LIMIT = 2
 #: Answers of the same short length that show Heymarket caps its answers (for the log).
@@ -256,6 +264,10 @@ class ContactsPaginator:
         # and whether a contact without one was seen (then no count holds).
         self._seen: set[Key] = set()
         self._seen_unkeyed = False
+        # The order in which answers on ``_ranked_date`` listed each contact, first seen first:
+        # a stable order lists the contacts it still holds in the same order every time.
+        self._ranks: dict[Key, int] = {}
+        self._ranked_date: str | None = None
         self._newest: str | None = None
         # The requests after ``current``, in order, that ``upcoming()`` named: each is what
         # ``current`` becomes if the one before it comes back full.
@@ -276,7 +288,7 @@ class ContactsPaginator:
         self._bases: dict[str | None, int] = {}
         # How many contacts of the answers taken end a run of at least ``n`` in one second
         # (``_runs[n]``), out of ``_runs_counted``; the last answer counted.
-        self._runs = [0] * (MAX_MOVED_OVERLAP + 2)
+        self._runs = [0] * (MAX_AHEAD_OVERLAP + 2)
         self._runs_counted = 0
         self._runs_anchor: tuple[PageRequest, list[Key]] | None = None
         # Requests ``upcoming()`` was last asked for.
@@ -364,15 +376,17 @@ class ContactsPaginator:
         """The window after ``request`` if it comes back full: the cheaper of two places.
 
         On ``request``'s ``date``, where its offset must be a multiple of its limit (so it
-        repeats about as many contacts as its page number, or reads fewer), or on a later
-        ``date`` placed so that it repeats only what it must (``_moved_ahead``).
+        repeats at least what a join needs, and about as many contacts as its page number, or
+        reads fewer), or on a later ``date`` placed so that it repeats only what it must
+        (``_moved_ahead``).
         """
         window = self._ahead_window()
         end = request.offset + request.limit
-        limit, page = _overlapping_window(end - 1, AHEAD_OVERLAP, window)
+        overlap, risk = self._join_overlap()
+        limit, page = _overlapping_window(end - 1, overlap, window)
         stay = PageRequest(date=request.date, page=page, limit=limit)
-        # Contacts it repeats, and those it reads fewer than a whole window.
-        cost = end - stay.offset + window - limit
+        # Contacts it repeats, those it reads fewer than a whole window, and a failed join's.
+        cost = end - stay.offset + window - limit + risk
         moved = self._moved_ahead(request, window)
         if moved is not None and moved[1] < cost:
             return moved[0]
@@ -391,7 +405,7 @@ class ContactsPaginator:
         ``date``s the anchor shows, the one whose window repeats fewest contacts is taken
         (offsets are multiples of the limit: the ``date`` is chosen so that one lands where
         the window must start). The cost counts the requests a window that does not join
-        wastes (``_moved_overlap``).
+        wastes (``_join_overlap``).
 
         None when no such ``date`` is later than ``request``'s and leaves it a page past the
         first (a window at offset 0 would not be checked as a window).
@@ -409,7 +423,7 @@ class ContactsPaginator:
         same = anchor.date == request.date
         if not same and (anchor.date not in bases or request.date not in bases):
             return None
-        overlap, risk = self._moved_overlap()
+        overlap, risk = self._join_overlap()
         # Where ``request`` ends, and where the anchor starts, in the reference list.
         end = request.offset + request.limit + bases.get(request.date, 0)
         anchor_at = anchor.offset + bases.get(anchor.date, 0)
@@ -450,22 +464,25 @@ class ContactsPaginator:
         moved = PageRequest(date=new_date, page=start // window, limit=window)
         return moved, overlap + waste + risk
 
-    def _moved_overlap(self) -> tuple[int, float]:
-        """Contacts a window moved to a later ``date`` repeats, and what a failed join costs.
+    def _join_overlap(self) -> tuple[int, float]:
+        """Contacts a window named ahead repeats at least, and what a failed join costs.
 
-        Such a window joins only where its answer holds the join contact's whole second, so it
-        must repeat more contacts than the last ones of the window before it that share one
-        second; when it does not, it and the requests named after it are wasted. The
+        Such a window joins only where its answer holds the join contact's whole second (on a
+        later ``date``, and mostly on its own), so it must repeat more contacts than the last
+        ones of the window before it that share one second; when it does not, it and the
+        requests named after it are wasted. The
         repetition chosen is the one costing least, counting those requests at the rate the
-        answers taken so far end on as many contacts of one second (a contact every 100 as a
-        prior).
+        answers taken so far end on as many contacts of one second (a prior of one in ten for
+        two, and a tenth as many for each contact more).
         """
         runs, contacts = self._runs, self._runs_counted
         named = max(1, self._named_count)
         best: tuple[float, int] | None = None
-        for overlap in range(AHEAD_OVERLAP, MAX_MOVED_OVERLAP + 1):
+        for overlap in range(AHEAD_OVERLAP, MAX_AHEAD_OVERLAP + 1):
             longer = runs[overlap] if overlap < len(runs) else 0
-            risk = (longer + 1) / (contacts + 100) * named * self._ahead_window()
+            # The prior: one contact in ten ends a run of two, one in ten of those a longer one.
+            prior = 100 * 0.1 ** (overlap - 1)
+            risk = (longer + prior) / (contacts + 100) * named * self._ahead_window()
             if best is None or overlap + risk < best[0]:
                 best = (overlap + risk, overlap)
         assert best is not None
@@ -511,19 +528,10 @@ class ContactsPaginator:
         else:
             # A fresh ``date``: the contacts already read of its first seconds lead the answer.
             joined = self._join_point(keys, self._passed_on)
-        missed = [] if joined is None else self._missed(keys[:joined], floor)
-        if not missed and start:
-            joined_on = t.cast("Key", keys[start - 1])
-            if self._out_of_reach(request, len(page), start - 1, joined_on):
-                missed = [joined_on]
-        behind = self._behind(keys[start:], floor)
-        if missed or behind:
+        problem = self._broken_assumption(request, len(page), keys, joined, start)
+        if problem is not None:
             if not self._sent_ahead:
-                raise PagingError(
-                    _unstable_order(request, missed)
-                    if missed
-                    else _behind_message(request, behind[0], t.cast("str", self._newest))
-                )
+                raise PagingError(problem)
             # Maybe a stale answer to a request named ahead: ask again, first.
             self._replan()
             self.stats.asked_again += 1
@@ -531,6 +539,7 @@ class ContactsPaginator:
                 self._slide_back(request)
             return []
 
+        self._rank(keys)
         reaches = self._reaches(keys)
         # Every contact of this ``date``'s list counts, re-read or not (not just those past ``since``).
         listed = widen(request.date) if request.date is not None else ""
@@ -554,6 +563,35 @@ class ContactsPaginator:
 
         self._plan_next(request, page, keys, fresh, reaches=reaches)
         return self._pass_on(fresh)
+
+    def _broken_assumption(
+        self,
+        request: PageRequest,
+        length: int,
+        keys: list[Key | None],
+        joined: int | None,
+        start: int,
+    ) -> str | None:
+        """What the answer shows the paging cannot rely on (see the module's docstring), if anything.
+
+        ``joined``: where it joins what was read before; ``start``: its first contact past that
+        in a window.
+        """
+        floor = self._read_before(request)
+        missed = [] if joined is None else self._missed(keys[:joined], floor)
+        if missed:
+            return _unstable_order(request, missed)
+        reordered = self._reordered(request, keys)
+        if reordered:
+            return _reordered_message(request, reordered[0])
+        if start:
+            joined_on = t.cast("Key", keys[start - 1])
+            if self._out_of_reach(request, length, start - 1, joined_on):
+                return _unstable_order(request, [joined_on])
+        behind = self._behind(keys[start:], floor)
+        if behind:
+            return _behind_message(request, behind[0], t.cast("str", self._newest))
+        return None
 
     def _pass_on(self, fresh: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """``fresh``, counted."""
@@ -613,6 +651,38 @@ class ContactsPaginator:
             and floor <= key[0] < self.next_run_reads_from
         ]
 
+    def _reordered(self, request: PageRequest, keys: list[Key | None]) -> list[Key]:
+        """Contacts this answer lists before one that an earlier answer on its ``date`` listed first.
+
+        Contacts only leave the part of the list already read, so a stable order lists those it
+        still holds in the order first seen. Where the order inside a tie changes between
+        requests, offsets no longer mean anything, even where every contact a window repeats
+        was read: that is caught here, not only when a contact never read shows up early.
+        (Contacts dated from a second before the sync began may be new anywhere in their tie:
+        they are left out. Across ``date``s the order inside a tie may differ: ranks restart.)
+        """
+        if request.date != self._ranked_date:
+            self._ranks = {}
+            self._ranked_date = request.date
+        ranks, highest = self._ranks, -1
+        for key in keys:
+            if key is None or key[0] >= self.next_run_reads_from:
+                continue
+            rank = ranks.get(key)
+            if rank is None:
+                continue
+            if rank < highest:
+                return [key]
+            highest = rank
+        return []
+
+    def _rank(self, keys: list[Key | None]) -> None:
+        """Rank the contacts of an answer that passed every check, after those ranked before."""
+        ranks = self._ranks
+        for key in keys:
+            if key is not None and key not in ranks and key[0] < self.next_run_reads_from:
+                ranks[key] = len(ranks)
+
     def _out_of_reach(self, request: PageRequest, length: int, joined: int, key: Key) -> bool:
         """Whether the contact a window joins on stands further in than the contacts seen.
 
@@ -638,12 +708,33 @@ class ContactsPaginator:
         ``_missed`` sees any contact of it not read.
         """
         joined = self._join_point(keys, set(self._last_window))
-        if joined is None or request.date == self._last_window_date:
+        if joined is None:
+            return None
+        joined_on = t.cast("Key", keys[joined])
+        if request.date == self._last_window_date and not self._must_hold_second(joined_on):
             return joined
-        second = t.cast("Key", keys[joined])[0][:19]
+        second = joined_on[0][:19]
         if any(key is not None and key[0][:19] < second for key in keys[:joined]):
             return joined
         return None
+
+    def _must_hold_second(self, joined_on: Key) -> bool:
+        """Whether a window on the last one's ``date`` must hold ``joined_on``'s whole second.
+
+        It must where the last window shows where that second starts, and the contacts from
+        there to its end are fewer than a tie window repeats: then an order inside the second
+        that changed between requests shows as a contact missed, not one skipped before the
+        window. A window named before that answer came in may repeat fewer: it does not
+        join, and the one the paginator slides back to repeats enough. A second that fills
+        more of a window is a tie the windows page through by offset, trusting its order
+        (as checked by ``_reordered`` and ``_out_of_reach``); contacts the next run reads
+        are exempt, as everywhere.
+        """
+        if joined_on[0] >= self.next_run_reads_from:
+            return False
+        last, second = self._last_window, joined_on[0][:19]
+        first = next(index for index, key in enumerate(last) if key[0][:19] == second)
+        return first > 0 and len(last) - first < _overlap(self._limit(self._window))
 
     @staticmethod
     def _join_point(keys: list[Key | None], read: set[Key]) -> int | None:
@@ -862,6 +953,16 @@ def _unstable_order(request: PageRequest, missed: list[Key]) -> str:
         f"requests ({request}: contact {contact_id}, updated {updated}, and {len(missed) - 1} "
         "more appeared where contacts already read had been); paging through them by offset "
         "could skip some, so the tap stopped without bookmarking past them"
+    )
+
+
+def _reordered_message(request: PageRequest, key: Key) -> str:
+    updated, contact_id = key
+    return (
+        f"Heymarket listed contacts that share one updated time in a different order on two "
+        f"requests ({request}: contact {contact_id}, updated {updated}, came before a contact "
+        "an earlier answer listed ahead of it); paging through them by offset could skip "
+        "some, so the tap stopped without bookmarking past them"
     )
 
 

@@ -403,6 +403,74 @@ def test_a_tie_order_that_changes_is_caught_even_when_a_window_repeats_only_cont
     assert error is not None and "order" in str(error)
 
 
+#: Syncs a randomised search found losing contacts under a tie order that changes between
+#: requests, with churn: (seed, contacts, tie, page_size, in flight, and the model's knobs).
+REORDERED_TIES = {
+    "one request at a time, a tie past a cap by bytes": (
+        561575,
+        50,
+        50,
+        100,
+        1,
+        dict(by_second=True, cap="bytes", tie_last=True),
+        (4, 1),
+    ),
+    "two in flight, a second of three at a window's edge": (
+        132729,
+        150,
+        3,
+        30,
+        2,
+        dict(exclusive=True, recent=True, whole_seconds=True),
+        (1, 0),
+    ),
+    "four in flight, seconds shared by a few": (
+        90373,
+        150,
+        25,
+        100,
+        4,
+        dict(recent=True, whole_seconds=True),
+        (1, 0),
+    ),
+    "twelve in flight, a tie at the end": (
+        435674,
+        150,
+        120,
+        100,
+        12,
+        dict(by_second=True, tie_last=True),
+        (10, 1),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REORDERED_TIES.values(), ids=REORDERED_TIES.keys())
+def test_a_tie_order_that_changes_is_caught_where_every_contact_repeated_was_read(case):
+    """Windows that repeat only contacts read, in the order read, can still hide one moved before.
+
+    Two checks catch what counting places cannot when contacts leave during the sync: an
+    answer must list the contacts it repeats in the order first seen (the sync one request
+    at a time), and a window on the last one's ``date`` must hold the join contact's whole
+    second where the last window shows where it starts (those in flight). Each of these
+    syncs lost contacts before them.
+    """
+    seed, size, tie, page_size, in_flight, knobs, (updates, creates) = case
+    model = ListModel(
+        random.Random(seed),
+        size,
+        tie,
+        **{"exclusive": False, "by_second": False, **knobs},
+        tie_order="unstable",
+    )
+    at_start = dict(model.contacts)
+
+    emitted, _, error = sync(model, page_size, None, updates, creates, in_flight)
+
+    assert_no_gap_behind(emitted, at_start, model.changed)
+    assert error is not None and "order" in str(error)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -564,7 +632,9 @@ def test_requests_sent_together_are_each_the_next_one_the_paginator_asks_for():
     answers = [model.answer(request) for request in reversed(together)][::-1]
     for request, answer in zip(together, answers, strict=True):
         assert paginator.current == request
-        assert len(paginator.advance(answer)) >= 90, "each window brings mostly new contacts"
+        # Mostly new contacts: each window repeats the last window's final second and one more
+        # (a few contacts here, where seconds hold several), besides what its offset rounds.
+        assert len(paginator.advance(answer)) >= 75, "each window brings mostly new contacts"
 
     emitted, sequential, _ = sync(model, 100, None, 0, 0)
     emitted_together, in_rounds, _ = sync(model, 100, None, 0, 0, in_flight=4)
