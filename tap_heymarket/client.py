@@ -461,14 +461,40 @@ class HeymarketStream(Stream):
         # request, which was a third of the tap's CPU per page.
         session.trust_env = False
         session.proxies = requests.utils.get_environ_proxies(self.url_base)
-        session.headers.update(
-            {
-                "User-Agent": f"{self.tap_name}/{__version__} (singer-sdk/{SDK_VERSION})",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            }
-        )
         return session
+
+    @cached_property
+    def _templates(self) -> dict[tuple[str, str], requests.PreparedRequest]:
+        """Each endpoint's request without body, cookies or token, prepared once."""
+        return {}
+
+    def _prepare(
+        self, session: requests.Session, method: str, path: str, data: bytes | None
+    ) -> requests.PreparedRequest:
+        """What ``session.prepare_request`` made of the request, from the endpoint's template.
+
+        Only the body and the session's cookies differ between requests: preparing the whole
+        request each time (parsing the URL, merging the session's settings) was a third of
+        the CPU requests spent on one.
+        """
+        template = self._templates.get((method, path))
+        if template is None:
+            headers = requests.utils.default_headers()  # keep-alive, gzip
+            headers.update(
+                {
+                    "User-Agent": f"{self.tap_name}/{__version__} (singer-sdk/{SDK_VERSION})",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                }
+            )
+            template = requests.PreparedRequest()
+            template.prepare(method, self.url_base + path, headers=headers)
+            self._templates[method, path] = template
+        prepared = template.copy()
+        prepared.prepare_body(data, None)
+        if session.cookies:  # a keep-alive session sends back the cookies it was given
+            prepared.prepare_cookies(session.cookies.copy())
+        return prepared
 
     def _untrusted(self, reason: str) -> HeymarketAPIError:
         """The error for a certificate that failed verification: retrying cannot change that."""
@@ -545,11 +571,10 @@ class HeymarketStream(Stream):
         self.pacer.wait()
         self.progress.request_sent()
         data = None if method == "GET" else encoded
-        request = requests.Request(method, self.url_base + path, data=data)
         sent = time.monotonic()
         try:
             with self._session() as session:
-                prepared = self.authenticator(session.prepare_request(request))
+                prepared = self.authenticator(self._prepare(session, method, path, data))
                 response = session.send(
                     prepared, timeout=float(self.config["request_timeout"]), allow_redirects=False
                 )

@@ -7,12 +7,14 @@ an answer behind that writing; when Heymarket's latency, not the pacing or the w
 a sync waits for, the paginator names the requests that follow the current one and several go
 out together (``in_flight_target``), up to ``MAX_IN_FLIGHT``.
 
-Each request runs on a daemon thread of its own, so that a tap told to stop is not held up by
-a request in flight; answers the paginator no longer asks for are simply dropped.
+Each request runs on a daemon thread (one waiting for work, or a new one when all are busy), so
+that a tap told to stop is not held up by a request in flight; answers the paginator no longer
+asks for are simply dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import threading
@@ -90,8 +92,42 @@ class Paginator(t.Protocol):
         """Take the answer to ``current``; the records not passed on before."""
 
 
+class _Workers:
+    """Daemon threads that each run one call at a time, as many as calls are run at once.
+
+    A thread waits for its next call rather than one starting per request: starting a thread
+    took the interpreter lock away from both the stream and the requests in flight (about 5%
+    of a CPU-bound sync's time under the lock). Daemon threads, so that a tap told to stop is
+    not held up by a request in flight.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a call, or about to
+
+    def run(self, call: Callable[[], None]) -> None:
+        """Run ``call`` on an idle thread, or a new one if none is; it must not raise."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._work, daemon=True).start()
+        self._calls.put(call)
+
+    def _work(self) -> None:
+        while True:
+            self._calls.get()()
+            with self._lock:
+                self._idle += 1
+
+
+#: The threads requests are sent on, shared by the tap's streams.
+_WORKERS = _Workers()
+
+
 class _Pending:
-    """One request, answered on a daemon thread."""
+    """One request, answered on a worker thread."""
 
     def __init__(self, fetch: Callable[[t.Any], Answer], request: t.Any) -> None:
         self._done = threading.Event()
@@ -99,7 +135,7 @@ class _Pending:
         self._error: BaseException | None = None
         #: When the answer arrived: the ``time_extracted`` of its records.
         self.received_at = utc_now()
-        threading.Thread(target=self._run, args=(fetch, request), daemon=True).start()
+        _WORKERS.run(functools.partial(self._run, fetch, request))
 
     def _run(self, fetch: Callable[[t.Any], Answer], request: t.Any) -> None:
         try:
@@ -197,9 +233,9 @@ class AnyOrder:
         self.in_flight = 0
 
     def send(self, request: t.Any) -> None:
-        """Send ``request`` on a thread of its own."""
+        """Send ``request`` on a worker thread."""
         self.in_flight += 1
-        threading.Thread(target=self._run, args=(request,), daemon=True).start()
+        _WORKERS.run(functools.partial(self._run, request))
 
     def _run(self, request: t.Any) -> None:
         try:

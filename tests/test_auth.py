@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import warnings
+
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tap_heymarket.auth import TOKEN_LIFETIME_SECONDS, HeymarketJWTAuthenticator
+from tap_heymarket.auth import TOKEN_LIFETIME_SECONDS, HeymarketJWTAuthenticator, hs256_jwt
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import run_tap, tap_config
 
@@ -23,6 +29,34 @@ def test_jwt_carries_the_documented_header_and_claims_and_verifies_with_id_and_k
     assert claims == {"iss": "sid-0123456789abcdef", "iat": 1_700_000_000}
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, "sid-0123456789abcdef||other-0123456789abcdef", algorithms=["HS256"])
+
+
+@given(
+    secret_id=st.text(min_size=1, max_size=40),
+    secret_key=st.text(min_size=1, max_size=80),
+    iat=st.integers(min_value=0, max_value=2**40),
+)
+def test_the_jwt_is_the_one_pyjwt_signs_byte_for_byte(secret_id, secret_key, iat):
+    key = f"{secret_id}||{secret_key}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyJWT warns about short HMAC keys
+        expected = jwt.encode(
+            {"iss": secret_id, "iat": iat}, key, algorithm="HS256", headers={"typ": "JWT"}
+        )
+
+    assert hs256_jwt({"iss": secret_id, "iat": iat}, key) == expected
+
+
+def test_the_tap_starts_without_importing_pyjwt():
+    # PyJWT and the cryptography package it loads were 0.05 to 0.08 s of every run's start-up.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, tap_heymarket.tap; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert "'jwt'" not in loaded and "'cryptography'" not in loaded
 
 
 def test_jwt_is_renewed_long_before_it_expires():

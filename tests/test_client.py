@@ -5,6 +5,8 @@ from __future__ import annotations
 import email.utils
 import signal
 import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -110,3 +112,87 @@ def test_a_ca_bundle_the_tap_may_not_read_is_named_with_the_reason(tmp_path, mon
     assert ca_bundle_error({"ca_bundle": str(bundle)}, {}) == (
         f"ca_bundle: {str(bundle)!r} cannot be read (Permission denied)"
     )
+
+
+def test_each_request_is_what_a_requests_session_would_prepare_without_preparing_it_anew(
+    fake, monkeypatch
+):
+    stream = in_process_stream(fake)
+    sent: list[requests.PreparedRequest] = []
+    send = requests.Session.send
+
+    def recording_send(session, prepared, **kwargs):
+        sent.append(prepared)
+        return send(session, prepared, **kwargs)
+
+    def prepare_request(session, request):
+        raise AssertionError("a request was prepared from scratch")
+
+    monkeypatch.setattr(requests.Session, "send", recording_send)
+    monkeypatch.setattr(requests.Session, "prepare_request", prepare_request)
+    for page in range(3):
+        stream.post_json({"limit": 5, "page": page, "ascending": True})
+    stream.post_json({}, lambda content: [content], "/v1/team", method="GET")
+    monkeypatch.undo()
+
+    # What the tap prepared before, through a session set up as it set up its sessions.
+    reference = requests.Session()
+    reference.headers.update(
+        {
+            "User-Agent": sent[0].headers["User-Agent"],
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+    )
+    assert sent[0].headers["User-Agent"].startswith("tap-heymarket/")
+    bodies = [*(f'{{"limit":5,"page":{page},"ascending":true}}'.encode() for page in range(3))]
+    expected = [
+        *(requests.Request("POST", fake.url + "/v2/contacts/list", data=body) for body in bodies),
+        requests.Request("GET", fake.url + "/v1/team"),
+    ]
+    for prepared, request in zip(sent, expected, strict=True):
+        wanted = reference.prepare_request(request)
+        wanted.headers["Authorization"] = prepared.headers["Authorization"]
+        assert (prepared.method, prepared.url, prepared.body) == (
+            wanted.method,
+            wanted.url,
+            wanted.body,
+        )
+        assert dict(prepared.headers) == dict(wanted.headers)
+
+
+def test_cookies_heymarket_sets_are_sent_back_on_the_same_connection():
+    # A load balancer's sticky-session cookie, as a keep-alive session returns it.
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            seen.append(self.headers.get("Cookie"))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "AWSALB=sticky-1; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = {
+            "api_url": f"http://127.0.0.1:{server.server_address[1]}",
+            "api_secret_id": "sid",
+            "api_secret_key": "key",
+        }
+        stream = TapHeymarket(config=config, setup_mapper=False).streams["contacts"]
+        for page in range(3):
+            assert stream.post_json({"limit": 5, "page": page, "ascending": True}) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert seen == [None, "AWSALB=sticky-1", "AWSALB=sticky-1"]
