@@ -216,6 +216,15 @@ class RequestPacer:
                 now = self._next_start
             self._next_start = now + self._interval
 
+    def hold(self, seconds: float) -> None:
+        """Start no request for ``seconds``: Heymarket said when to come back (``Retry-After``).
+
+        Its limit is per API key, so every stream and request in flight of the run waits, not
+        only the one refused.
+        """
+        with self._lock:
+            self._next_start = max(self._next_start, self._clock() + seconds)
+
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if usable.
@@ -550,6 +559,7 @@ class HeymarketStream(Stream):
                 delay = min(60.0, backoff * 2**attempt) * random.uniform(0.5, 1.0)
                 if exc.wait is not None:
                     delay = max(delay, exc.wait)
+                    self.pacer.hold(exc.wait)
                 self.logger.warning(
                     "%s; retry %d of %d in %.1f s", exc, attempt + 1, max_retries, delay
                 )

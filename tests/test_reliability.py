@@ -66,6 +66,35 @@ def test_rate_limited_sync_backs_off_honouring_retry_after_and_completes(retry_a
         assert fake.rate_limited <= fake.status_counts[200]
 
 
+def test_a_retry_after_holds_every_request_of_the_run_not_only_the_refused_one():
+    """Heymarket's limit is per API key: after a 429 with ``Retry-After`` no request starts early.
+
+    Answers take 300 ms, so several requests are in flight: those already sent may still
+    arrive within the 429's round trip, then nothing until ``Retry-After`` (a second or more)
+    has passed, whichever thread or stream asks.
+    """
+    latency = 0.3
+    with FakeHeymarket(contacts=300, seed=3) as fake:
+        fake.configure(latency=latency, rate_limit=4, rate_window=2.0, retry_after="seconds")
+        run = run_tap(
+            tap_config(fake, page_size=25, backoff_factor=0.1, max_requests_per_minute=6000)
+        )
+
+    assert run.returncode == 0, run.stderr
+    assert run.ids == fake_ids(fake)
+    refused = [entry["time"] for entry in fake.requests if entry["status"] == 429]
+    assert refused, "the scenario must actually hit the rate limit"
+    # The 429 reached the tap ``latency`` after its request arrived; 0.35 s for requests sent
+    # just before, 0.1 s short of the shortest Retry-After.
+    early = [
+        round(entry["time"] - at, 2)
+        for at in refused
+        for entry in fake.requests
+        if at + latency + 0.35 < entry["time"] < at + latency + 0.9
+    ]
+    assert not early, early
+
+
 @pytest.mark.parametrize("latency", [0.0, 0.3], ids=["fast-api", "slow-api-requests-in-flight"])
 def test_default_pacing_keeps_a_large_sync_under_the_documented_limit_without_a_429(latency):
     # 50 requests per 6 s is Heymarket's 500 a minute, scaled down tenfold in time.
