@@ -192,28 +192,21 @@ class RequestPacer:
     """Spaces request starts evenly so a sync stays under Heymarket's per-minute limit.
 
     Spacing rather than bursting means no 60-second window ever holds more than the allowed
-    number of requests, however the API counts its window.
+    number of requests, however the API counts its window. Threads waiting for their turn
+    wait on a condition, not holding the lock, so that ``hold`` takes effect at once.
     """
 
-    def __init__(
-        self,
-        max_per_minute: int,
-        clock: t.Callable[[], float] = time.monotonic,
-        sleep: t.Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, max_per_minute: int, clock: t.Callable[[], float] = time.monotonic) -> None:
         self._interval = 60.0 / max_per_minute
         self._clock = clock
-        self._sleep = sleep
         self._next_start = 0.0
-        self._lock = threading.Lock()
+        self._turn = threading.Condition()
 
     def wait(self) -> None:
         """Block until the next request may start."""
-        with self._lock:
-            now = self._clock()
-            if now < self._next_start:
-                self._sleep(self._next_start - now)
-                now = self._next_start
+        with self._turn:
+            while (now := self._clock()) < self._next_start:
+                self._turn.wait(self._next_start - now)
             self._next_start = now + self._interval
 
     def hold(self, seconds: float) -> None:
@@ -222,8 +215,9 @@ class RequestPacer:
         Its limit is per API key, so every stream and request in flight of the run waits, not
         only the one refused.
         """
-        with self._lock:
+        with self._turn:
             self._next_start = max(self._next_start, self._clock() + seconds)
+            self._turn.notify_all()
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

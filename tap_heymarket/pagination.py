@@ -175,6 +175,8 @@ MIN_WINDOW = 20
 AHEAD_OVERLAP = 2
 #: Requests named after ``current`` at most (more than any number in flight).
 MAX_AHEAD = 64
+#: Contacts whose order of listing is kept on one ``date`` before older ones are dropped.
+MAX_RANKED = 10_000
 #: Contacts a window sent ahead repeats at most (see ``_join_overlap``).
 MAX_AHEAD_OVERLAP = 12
 #: Contacts asked for at least when ``date`` moves: one answer must be able to show its order.
@@ -267,6 +269,7 @@ class ContactsPaginator:
         # The order in which answers on ``_ranked_date`` listed each contact, first seen first:
         # a stable order lists the contacts it still holds in the same order every time.
         self._ranks: dict[Key, int] = {}
+        self._next_rank = 0
         self._ranked_date: str | None = None
         self._newest: str | None = None
         # The requests after ``current``, in order, that ``upcoming()`` named: each is what
@@ -677,11 +680,19 @@ class ContactsPaginator:
         return []
 
     def _rank(self, keys: list[Key | None]) -> None:
-        """Rank the contacts of an answer that passed every check, after those ranked before."""
+        """Rank the contacts of an answer that passed every check, after those ranked before.
+
+        Contacts older than the answer's are dropped once many are ranked: only a window slid
+        far back would list them again, and it is checked by its join all the same.
+        """
         ranks = self._ranks
+        if len(ranks) > MAX_RANKED:
+            oldest = min((key[0] for key in keys if key is not None), default="")
+            self._ranks = ranks = {key: rank for key, rank in ranks.items() if key[0] >= oldest}
         for key in keys:
             if key is not None and key not in ranks and key[0] < self.next_run_reads_from:
-                ranks[key] = len(ranks)
+                ranks[key] = self._next_rank
+                self._next_rank += 1
 
     def _out_of_reach(self, request: PageRequest, length: int, joined: int, key: Key) -> bool:
         """Whether the contact a window joins on stands further in than the contacts seen.
@@ -734,7 +745,8 @@ class ContactsPaginator:
             return False
         last, second = self._last_window, joined_on[0][:19]
         first = next(index for index, key in enumerate(last) if key[0][:19] == second)
-        return first > 0 and len(last) - first < _overlap(self._limit(self._window))
+        held = sum(1 for key in last[first:] if key[0][:19] == second)
+        return first > 0 and held < _overlap(self._limit(self._window))
 
     @staticmethod
     def _join_point(keys: list[Key | None], read: set[Key]) -> int | None:
@@ -810,7 +822,7 @@ class ContactsPaginator:
             # that vary.
             self._cut_varies = True
         self._short_with_news = False
-        if len(page) < request.limit and self._settled_by_short(request, len(page), news, reaches):
+        if len(page) < request.limit and self._settled_by_short(request, keys, news, reaches):
             return
         if len(page) > self._largest_answer:
             self._largest_answer = len(page)
@@ -853,12 +865,13 @@ class ContactsPaginator:
         self.current = window_request
 
     def _settled_by_short(
-        self, request: PageRequest, length: int, news: bool, reaches: bool
+        self, request: PageRequest, keys: list[Key | None], news: bool, reaches: bool
     ) -> bool:
         """Take an answer shorter than asked; whether that settled what comes next.
 
         (The end, a probe, or the same request again; else the next window, as usual.)
         """
+        length = len(keys)
         # The windows named after this one assumed it would come back full.
         self._replan()
         if self._sent_ahead and not news:
@@ -875,14 +888,20 @@ class ContactsPaginator:
             # more answer, in case Heymarket's answers vary in length.
             self._short_with_news = True
             return False
-        if reaches and not self._cut_varies:
+        if reaches and not self._cut_varies and not self._maybe_capped:
             # Shorter than Heymarket has answered before, reaching as far as the list was
             # read, and nothing in it the next run would not read anyway: the list ends here.
             self.finished = True
             return True
         # Ending short of contacts read before (cut, or they were deleted), or answers are
-        # cut at lengths that vary: no length proves the end. Ask for the one contact after
-        # this answer (a limit of one makes its offset the same under every reading of a cap).
+        # cut at lengths that vary, or a cap that may be one (which may vary too, cutting
+        # an answer just where the list was read to): no length proves the end. Ask for the
+        # one contact after this answer (a limit of one makes its offset the same under every
+        # reading of a cap). A window read on after it must join this answer.
+        placed = [key for key in keys if key is not None]
+        if placed:
+            self._last_window = placed
+            self._last_window_date = request.date
         self.stats.probes += 1
         self._probing = True
         self._probed = (request, length)

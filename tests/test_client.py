@@ -6,6 +6,7 @@ import email.utils
 import signal
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
@@ -16,6 +17,7 @@ from tap_heymarket.client import (
     MAX_RETRY_AFTER_SECONDS,
     HeymarketAPIError,
     HeymarketStream,
+    RequestPacer,
     ca_bundle_error,
     retry_after_seconds,
 )
@@ -31,6 +33,33 @@ def in_process_stream(fake: FakeHeymarket, **overrides: object) -> HeymarketStre
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
     return tap.streams["contacts"]
+
+
+def test_a_hold_stops_every_thread_at_once_even_while_they_wait_their_turn():
+    """``Retry-After`` holds the run's pacer: threads queued for their turn start no request.
+
+    (They used to wait holding the pacer's lock, so the hold queued behind them.)
+    """
+    pacer = RequestPacer(600)  # a request every 0.1 s
+    starts: list[float] = []
+    stop = time.monotonic() + 1.2
+
+    def keep_asking() -> None:
+        while time.monotonic() < stop:
+            pacer.wait()
+            starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=keep_asking) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    held = time.monotonic()
+    pacer.hold(0.8)
+    for thread in threads:
+        thread.join()
+
+    assert [start - held for start in starts if held + 0.1 < start < held + 0.8] == []
+    assert any(start > held + 0.8 for start in starts), "requests go on after the hold"
 
 
 def test_retry_after_is_read_in_both_forms_and_capped():

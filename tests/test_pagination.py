@@ -518,8 +518,9 @@ def test_a_server_that_caps_the_limit_is_read_whole_in_one_sync(offset_by_cap):
 
     assert error is None
     assert {c["id"] for c in emitted} == set(model.contacts)
-    # 12 pages of 50, and the one request that found out 50 was a cap, not the end.
-    assert paginator.stats.requests <= 14
+    # 12 pages of 50, the one request that found out 50 was a cap, not the end, and the
+    # one-contact request that proves the end where a cap may cut any answer short.
+    assert paginator.stats.requests <= 15
 
 
 @pytest.mark.parametrize("cap", [(40, 60), "bytes"], ids=["random", "bytes"])
@@ -537,6 +538,66 @@ def test_answers_capped_at_a_length_that_varies_are_read_whole_in_one_sync(seed,
 
     assert error is None
     assert {c["id"] for c in emitted} == set(model.contacts)
+
+
+@pytest.mark.parametrize(("seed", "in_flight"), [(17, 1), (142, 1), (341, 1), (388, 12)])
+def test_a_cap_that_varies_cannot_end_a_sync_where_it_cut_an_answer_at_the_contacts_read(
+    seed, in_flight
+):
+    """A list that never changes, seconds holding several contacts, answers cut at 20 to 30.
+
+    An answer cut just where the list had been read to looked like its end: shorter than the
+    longest answer, nothing new in it. While Heymarket may be capping answers, only the one
+    contact after such an answer proves the end. These seeds lost 94 to 117 contacts before.
+    """
+    model = ListModel(
+        random.Random(seed),
+        150,
+        0,
+        exclusive=False,
+        by_second=True,
+        tie_order="id-text",
+        cap=(20, 30),
+        whole_seconds=True,
+        steps=(0, 0, 0, 0, 0, 0, 1_000_000, 2_000_000),
+    )
+
+    emitted, _, error = sync(model, 30, None, 0, 0, in_flight)
+
+    assert error is None
+    assert sorted(c["id"] for c in emitted) == sorted(model.contacts)
+
+
+def test_a_window_after_a_probe_must_join_the_answer_the_probe_checked():
+    """A tie of 60 (stable order) after five contacts; the second answer is cut at 24.
+
+    The probe shows there is more, and the window after it starts inside the tie. Five tie
+    contacts already read are updated just before it: the rest slide towards the start. Taken
+    as a fresh ``date`` (the window before it was forgotten when ``date`` moved), nothing
+    checked where it joined, and the contacts that slid before it were never read.
+    """
+    contacts = {cid: f"2024-01-01T00:00:0{cid - 1}.000000Z" for cid in range(1, 6)}
+    contacts |= dict.fromkeys(range(6, 66), "2024-01-01T00:00:09.000000Z")
+    at_start = dict(contacts)
+    paginator = ContactsPaginator(page_size=30, since=None, signpost=SIGNPOST)
+    emitted: list[dict] = []
+    for answered in range(200):
+        if paginator.finished:
+            break
+        request = paginator.current
+        rows = sorted((updated, cid) for cid, updated in contacts.items())
+        if request.date is not None:
+            rows = [row for row in rows if row[0] >= request.date[:19]]
+        rows = rows[request.offset : request.offset + request.limit][
+            : 24 if answered == 1 else None
+        ]
+        emitted += paginator.advance([{"id": cid, "updated": updated} for updated, cid in rows])
+        if answered == 2:  # the probe's answer is in: five contacts read are updated
+            for cid in range(6, 11):
+                contacts[cid] = f"2030-01-01T00:00:01.{cid:06d}Z"
+
+    assert paginator.finished
+    assert set(at_start) - set(range(6, 11)) <= {c["id"] for c in emitted}
 
 
 @pytest.mark.parametrize("seed", range(12))
