@@ -192,22 +192,39 @@ class RequestPacer:
     """Spaces request starts evenly so a sync stays under Heymarket's per-minute limit.
 
     Spacing rather than bursting means no 60-second window ever holds more than the allowed
-    number of requests, however the API counts its window. Threads waiting for their turn
-    wait on a condition, not holding the lock, so that ``hold`` takes effect at once.
+    number of requests, however the API counts its window. Each request takes the next free
+    start under the lock and waits for it outside: requests start in the order they asked
+    (the paginator needs the first it named first), and ``hold`` takes effect at once.
     """
 
-    def __init__(self, max_per_minute: int, clock: t.Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_per_minute: int,
+        clock: t.Callable[[], float] = time.monotonic,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 60.0 / max_per_minute
         self._clock = clock
+        self._sleep = sleep
         self._next_start = 0.0
-        self._turn = threading.Condition()
+        self._held_until = 0.0
+        self._lock = threading.Lock()
 
     def wait(self) -> None:
         """Block until the next request may start."""
-        with self._turn:
-            while (now := self._clock()) < self._next_start:
-                self._turn.wait(self._next_start - now)
-            self._next_start = now + self._interval
+        with self._lock:
+            start = max(self._clock(), self._next_start)
+            self._next_start = start + self._interval
+        while True:
+            delay = start - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+            with self._lock:
+                if start >= self._held_until:
+                    return
+                # A hold came while this request waited: its start is taken after the hold.
+                start = max(self._clock(), self._next_start)
+                self._next_start = start + self._interval
 
     def hold(self, seconds: float) -> None:
         """Start no request for ``seconds``: Heymarket said when to come back (``Retry-After``).
@@ -215,9 +232,10 @@ class RequestPacer:
         Its limit is per API key, so every stream and request in flight of the run waits, not
         only the one refused.
         """
-        with self._turn:
-            self._next_start = max(self._next_start, self._clock() + seconds)
-            self._turn.notify_all()
+        with self._lock:
+            until = self._clock() + seconds
+            self._held_until = max(self._held_until, until)
+            self._next_start = max(self._next_start, until)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

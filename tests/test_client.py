@@ -62,6 +62,26 @@ def test_a_hold_stops_every_thread_at_once_even_while_they_wait_their_turn():
     assert any(start > held + 0.8 for start in starts), "requests go on after the hold"
 
 
+def test_requests_start_in_the_order_they_asked_the_pacer():
+    """The paginator takes answers in the order it named the requests: the first must go first.
+
+    (Threads woken together used to race for the next start, so the request the sync waited
+    on could go last: 83% of the rate limit at 300 ms instead of 95%.)
+    """
+    pacer = RequestPacer(1200)  # a request every 0.05 s
+    started: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=n: (pacer.wait(), started.append(n))) for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.005)  # asked in this order, all within the first start's wait
+    for thread in threads:
+        thread.join()
+
+    assert started == list(range(8))
+
+
 def test_retry_after_is_read_in_both_forms_and_capped():
     now = 1_700_000_000.0
     in_90_s = email.utils.formatdate(now + 90, usegmt=True)
