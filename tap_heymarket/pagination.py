@@ -732,8 +732,8 @@ class ContactsPaginator:
     def _must_hold_second(self, joined_on: Key) -> bool:
         """Whether a window on the last one's ``date`` must hold ``joined_on``'s whole second.
 
-        It must where the last window shows where that second starts, and the contacts from
-        there to its end are fewer than a tie window repeats: then an order inside the second
+        It must where the last window shows where that second starts and holds fewer of its
+        contacts than a tie window repeats: then an order inside the second
         that changed between requests shows as a contact missed, not one skipped before the
         window. A window named before that answer came in may repeat fewer: it does not
         join, and the one the paginator slides back to repeats enough. A second that fills
