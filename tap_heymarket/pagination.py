@@ -51,9 +51,13 @@ contact read or past it. A cap that varies (by bytes, say) can cut an answer any
 among contacts read before, so an answer with new contacts is followed by one more; and once
 answers are seen cut at lengths that vary, or one ends short of the furthest contact read, no
 length proves the end: the paginator asks for the one contact after the answer at a limit of
-one. None there, or only contacts the next run reads, is the end; any other proves a cut, and
-no later request asks for more than the cut answer held. (A cap that varies is taken to cut a
-page placed by the limit asked: a server cannot know how many contacts fit before placing it.)
+one. None there, or only contacts the next run reads, is the end, once one more request, sent
+after that answer came back, finds the answer's last contact still just before the probe's
+place: a contact that left from before that place in between (updated, so moved to the end, or
+deleted) would have let one never read slide back out of the probe's sight. Otherwise the
+``date`` is read again from its first page. Any other answer proves a cut, and no later
+request asks for more than the cut answer held. (A cap that varies is taken to cut a page
+placed by the limit asked: a server cannot know how many contacts fit before placing it.)
 Contacts dated from ``next_run_reads_from`` on are read as they come, but not chased forever:
 windows among them that keep failing to join, none joining in between (``MAX_TAIL_SLIDES``),
 end the sync instead of sliding back again, as the list is sorted and everything after them is
@@ -62,7 +66,8 @@ An answer as long as any before it but short of the limit may be the end or a ca
 paginator reads on with windows no larger than that answer (a page 0 still asks for a whole
 page: no reading of a cap moves its offset), and where no overlapping window of that size can
 advance (offsets are multiples of the limit), it asks for the one contact after the answer, at
-a limit of one, whose offset no reading of a cap can change: none means the end.
+a limit of one, whose offset no reading of a cap can change: none means the end (rechecked as
+above).
 
 The same windows let several requests be in flight at once when the API's latency, not the
 rate limit, is what a sync waits for. A window's place depends only on the one before it
@@ -232,6 +237,10 @@ class ContactsPaginator:
         self._maybe_capped = False
         self._probe_hits = 0
         self._probing = False
+        # The last contact of the answer a probe checks, and whether a probe that found nothing
+        # after it waits for its recheck: is that contact still just before the probe's place?
+        self._probe_join: dict[str, t.Any] | None = None
+        self._rechecking = False
         # Answers as long as the largest one, while a cap is suspected: many say it is one.
         self._answers_at_cap = 0
         # Windows that did not join past the last contact the next run would not read, since
@@ -337,7 +346,7 @@ class ContactsPaginator:
         Each is exactly what ``current`` becomes in turn, unless an answer changes the plan
         (then the requests no longer named are not needed).
         """
-        if self._probing or self._hold or not self._ahead_window():
+        if self._probing or self._rechecking or self._hold or not self._ahead_window():
             return [self.current]
         count = min(count, 1 + self._pages_left())
         self._named_count = count
@@ -514,6 +523,9 @@ class ContactsPaginator:
         self._named_ahead.discard(request)  # taken: asked again, it is asked anew
         if self._probing:
             self._take_probe(page)
+            return []
+        if self._rechecking:
+            self._take_recheck(page)
             return []
         _check_sorted(request, page)
         if len({contact.get("updated") for contact in page} - {None}) > 1:
@@ -784,8 +796,16 @@ class ContactsPaginator:
             contact.get("updated") is not None and contact["updated"] >= self.next_run_reads_from
             for contact in page
         ):
-            # Nothing after, or only contacts the next run reads (the list is sorted by updated).
-            self.finished = True
+            # Nothing after, or only contacts the next run reads (the list is sorted by updated),
+            # at the probe's place. That is the end only if no contact before that place left
+            # the list since the answer the probe checks: one never read would have slid back
+            # before the place (and a contact updated meanwhile onto it). See ``_take_recheck``.
+            if self.current.offset == 0:
+                self.finished = True  # a first page: no place to slide before
+                return
+            self._rechecking = True
+            self.stats.probes += 1
+            self.current = PageRequest(self.current.date, self.current.offset - 1, limit=1)
             return
         if probed is not None:
             # The short answer was cut, not the end: read on from it, in shorter windows.
@@ -807,6 +827,24 @@ class ContactsPaginator:
         self._maybe_capped = False
         self.current = PageRequest(self.current.date, page=0, limit=self._first_limit())
 
+    def _take_recheck(self, page: list[dict[str, t.Any]]) -> None:
+        """The end, if the contact before the probe's place is still the one the probed answer ended on.
+
+        Positions only fall (contacts leave the list or move to its end; new ones join at the
+        end), so that contact standing at the same place after the probe's answer came back
+        means none before it left from the answer the probe checks to the probe: the probe
+        saw what came after it then. Otherwise read the ``date`` again from its first page.
+        """
+        self._rechecking = False
+        join = self._probe_join
+        if join is not None and len(page) == 1:
+            key = _key(join)
+            if (_key(page[0]) == key) if key is not None else page[0] == join:
+                self.finished = True
+                return
+        self._replan()
+        self.current = PageRequest(self.current.date, page=0, limit=self._first_limit())
+
     def _plan_next(
         self,
         request: PageRequest,
@@ -822,7 +860,7 @@ class ContactsPaginator:
             # that vary.
             self._cut_varies = True
         self._short_with_news = False
-        if len(page) < request.limit and self._settled_by_short(request, keys, news, reaches):
+        if len(page) < request.limit and self._settled_by_short(request, page, keys, news, reaches):
             return
         if len(page) > self._largest_answer:
             self._largest_answer = len(page)
@@ -861,11 +899,17 @@ class ContactsPaginator:
             # if there is none (a limit of one makes the offset the same under every reading).
             self.stats.probes += 1
             self._probing = True
+            self._probe_join = page[-1]
             window_request = PageRequest(request.date, page=request.offset + len(page), limit=1)
         self.current = window_request
 
     def _settled_by_short(
-        self, request: PageRequest, keys: list[Key | None], news: bool, reaches: bool
+        self,
+        request: PageRequest,
+        page: list[dict[str, t.Any]],
+        keys: list[Key | None],
+        news: bool,
+        reaches: bool,
     ) -> bool:
         """Take an answer shorter than asked; whether that settled what comes next.
 
@@ -904,6 +948,7 @@ class ContactsPaginator:
             self._last_window_date = request.date
         self.stats.probes += 1
         self._probing = True
+        self._probe_join = page[-1] if page else None
         self._probed = (request, length)
         self.current = PageRequest(request.date, page=request.offset + length, limit=1)
         return True

@@ -518,9 +518,10 @@ def test_a_server_that_caps_the_limit_is_read_whole_in_one_sync(offset_by_cap):
 
     assert error is None
     assert {c["id"] for c in emitted} == set(model.contacts)
-    # 12 pages of 50, the one request that found out 50 was a cap, not the end, and the
-    # one-contact request that proves the end where a cap may cut any answer short.
-    assert paginator.stats.requests <= 15
+    # 12 pages of 50, the one request that found out 50 was a cap, not the end, the
+    # one-contact request that proves the end where a cap may cut any answer short, and the
+    # one before it that shows nothing before it left meanwhile.
+    assert paginator.stats.requests <= 16
 
 
 @pytest.mark.parametrize("cap", [(40, 60), "bytes"], ids=["random", "bytes"])
@@ -598,6 +599,35 @@ def test_a_window_after_a_probe_must_join_the_answer_the_probe_checked():
 
     assert paginator.finished
     assert set(at_start) - set(range(6, 11)) <= {c["id"] for c in emitted}
+
+
+@pytest.mark.parametrize("updated", [27, 28], ids=["first-of-date", "last-read"])
+def test_a_probe_proves_the_end_only_if_nothing_before_it_left_meanwhile(updated):
+    """29 contacts a second apart, answers cut at lengths that vary, the last one never read.
+
+    An answer on the last ``date`` is cut to 27 and 28, both read before: the probe asks for
+    the one contact after them. Contact ``updated`` changes just before the probe, so 29
+    slides onto the probe's place minus one and the changed contact lands on it: "only
+    contacts the next run reads" looked like the end, and 29, never changed, was lost.
+    """
+    contacts = {cid: f"2024-01-01T00:00:{cid:02d}.000000Z" for cid in range(1, 30)}
+    cuts = iter([10, 5, 7, 10, 4, 2])  # what each answer is cut to, in turn; then no cut
+    paginator = ContactsPaginator(page_size=10, since=None, signpost=SIGNPOST)
+    emitted: list[dict] = []
+    for _ in range(100):
+        if paginator.finished:
+            break
+        request = paginator.current
+        rows = sorted((stamp, cid) for cid, stamp in contacts.items())
+        if request.date is not None:
+            rows = [row for row in rows if row[0] >= request.date[:19]]
+        rows = rows[request.offset : request.offset + request.limit][: next(cuts, None)]
+        emitted += paginator.advance([{"id": cid, "updated": stamp} for stamp, cid in rows])
+        if [cid for _, cid in rows] == [27, 28]:
+            contacts[updated] = "2030-01-01T00:00:01.000000Z"
+
+    assert paginator.finished
+    assert set(range(1, 30)) - {updated} <= {c["id"] for c in emitted}
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -756,7 +786,8 @@ def test_answers_capped_too_small_to_page_ties_end_in_an_error_or_a_whole_sync(
         assert f"at most {cap} contacts" in str(error)
 
 
-def test_an_incremental_sync_with_few_changes_proves_its_end_in_at_most_two_more_requests():
+def test_an_incremental_sync_with_few_changes_proves_its_end_in_at_most_three_more_requests():
+    """A first answer of four may be a cap: a probe and its recheck prove the end after one more."""
     model = ListModel(random.Random(4), 300, 0, exclusive=False, by_second=False)
     first, _, _ = sync(model, 100, None, 0, 0)
     model.churn(3, 0)
@@ -765,7 +796,7 @@ def test_an_incremental_sync_with_few_changes_proves_its_end_in_at_most_two_more
 
     assert error is None
     assert len({c["id"] for c in again}) >= 3
-    assert paginator.stats.requests <= 3
+    assert paginator.stats.requests <= 4
 
 
 #: Steps between contacts like the fake's and many a live account's: a few within a second of
