@@ -44,20 +44,24 @@ written. The stream's bookmark never passes that point, so the next run, which r
 second before its bookmark, reads them whatever happens now. An answer to a request sent
 together with others that fails a check is asked again, alone, before the check counts.
 
-A sync ends only when an answer proves there is nothing more: one shorter than both the limit
-asked and the longest answer Heymarket has given (a server may cap answers below ``limit``),
-holding no new contact that the next run would not read anyway, and ending on the furthest
-contact read or past it. A cap that varies (by bytes, say) can cut an answer anywhere, even
-among contacts read before, so an answer with new contacts is followed by one more; and once
-answers are seen cut at lengths that vary, or one ends short of the furthest contact read, no
-length proves the end: the paginator asks for the one contact after the answer at a limit of
-one. None there, or only contacts the next run reads, is the end, once one more request, sent
-after that answer came back, finds the answer's last contact still just before the probe's
-place: a contact that left from before that place in between (updated, so moved to the end, or
-deleted) would have let one never read slide back out of the probe's sight. Otherwise the
-``date`` is read again from its first page. Any other answer proves a cut, and no later
-request asks for more than the cut answer held. (A cap that varies is taken to cut a page
-placed by the limit asked: a server cannot know how many contacts fit before placing it.)
+A sync ends only when a probe proves there is nothing more. No length does: a cap that varies
+(by bytes, say) can cut any answer, even one Heymarket never cut before, and even just where
+the list had been read to. So after an answer shorter than both the limit asked and the longest
+answer Heymarket has given (a server may cap answers below ``limit``), the paginator asks for
+that answer's last contact and the next, in a window of at least two placed on the last one
+(its offset a multiple of the limit, chosen so). Found there again, that contact shows nothing
+before it left the list since (positions only fall: contacts leave by an update, which moves
+them to the end, or a deletion, and new ones join at the end, as anything dated before the
+sync's start sorts before them); so nothing after it, or only contacts the next run reads,
+is the end. Where no such window fits, the one contact after the answer at a limit of one,
+and then, sent after that answer is in, its last contact again, which must still stand just
+before. A contact before it gone: a fresh query reads on from that contact's second. Anything
+else after it proves the answer was cut: with new contacts in it, answers are cut at lengths
+that vary, and the paginator reads on from it as usual (and from then on reads on after short
+answers with new contacts without probing); without, no later request asks for more than the
+cut answer held. (A cap that varies is taken to cut a page placed by the limit asked, a server
+cannot know how many contacts fit before placing it, and to let at least two through.) An
+answer whose last contact the next run reads ends the sync with no probe.
 Contacts dated from ``next_run_reads_from`` on are read as they come, but not chased forever:
 windows among them that keep failing to join, none joining in between (``MAX_TAIL_SLIDES``),
 end the sync instead of sliding back again, as the list is sorted and everything after them is
@@ -65,9 +69,7 @@ the next run's too.
 An answer as long as any before it but short of the limit may be the end or a cap: the
 paginator reads on with windows no larger than that answer (a page 0 still asks for a whole
 page: no reading of a cap moves its offset), and where no overlapping window of that size can
-advance (offsets are multiples of the limit), it asks for the one contact after the answer, at
-a limit of one, whose offset no reading of a cap can change: none means the end (rechecked as
-above).
+advance (offsets are multiples of the limit), it probes the end as above.
 
 The same windows let several requests be in flight at once when the API's latency, not the
 rate limit, is what a sync waits for. A window's place depends only on the one before it
@@ -190,6 +192,9 @@ MIN_FIRST_LIMIT = 2
 CAP_EVIDENCE = 3
 #: Answers to probes that found more than a one-contact answer let on, before giving up.
 MAX_PROBE_HITS = 3
+#: Probes that found a contact before their place gone, no answer bringing new contacts in
+#: between, before giving up.
+MAX_PROBE_MISSES = 30
 #: Windows in a row that do not join among contacts the next run reads (no window joining in
 #: between), before the sync ends there.
 MAX_TAIL_SLIDES = 10
@@ -251,13 +256,14 @@ class ContactsPaginator:
         # Whether answers were shown to be cut at lengths that vary (by bytes, say): then no
         # short answer proves the end by itself.
         self._cut_varies = False
-        # The last contact of the answer that reached furthest into the list.
-        self._reach: Key | None = None
-        # Whether the last answer taken was short yet held new contacts (so one more is read).
-        self._short_with_news = False
-        # The short answer a probe checks the end of (None: the probe is for a window that
-        # could not advance).
-        self._probed: tuple[PageRequest, int] | None = None
+        # The short answer a probe checks the end of, and whether it held new contacts (None:
+        # the probe is for a window that could not advance).
+        self._probed: tuple[PageRequest, list[dict[str, t.Any]], list[Key | None], bool] | None = (
+            None
+        )
+        # Probes that found a contact before their place gone, since an answer last brought new
+        # contacts (see ``_moved_meanwhile``).
+        self._probe_misses = 0
         self.current = PageRequest(
             date=query_date(since) if since else None, page=0, limit=self._first_limit()
         )
@@ -555,7 +561,6 @@ class ContactsPaginator:
             return []
 
         self._rank(keys)
-        reaches = self._reaches(keys)
         # Every contact of this ``date``'s list counts, re-read or not (not just those past ``since``).
         listed = widen(request.date) if request.date is not None else ""
         self._seen.update(key for key in keys if key is not None and key[0] >= listed)
@@ -576,7 +581,7 @@ class ContactsPaginator:
                 self._passed_on.add(key)
                 self._newest = key[0]
 
-        self._plan_next(request, page, keys, fresh, reaches=reaches)
+        self._plan_next(request, page, keys, fresh)
         return self._pass_on(fresh)
 
     def _broken_assumption(
@@ -612,19 +617,6 @@ class ContactsPaginator:
         """``fresh``, counted."""
         self.stats.passed_on += len(fresh)
         return fresh
-
-    def _reaches(self, keys: list[Key | None]) -> bool:
-        """Whether the answer reaches as far as the list has been read (and it then has).
-
-        One that ends on a contact seen before, short of the furthest, was cut, whatever its
-        length says (or the contacts after it were deleted).
-        """
-        last = keys[-1] if keys else None
-        if last is None or last == self._reach or last not in self._seen:
-            if last is not None:
-                self._reach = last
-            return True
-        return False
 
     def _behind(self, keys: list[Key | None], floor: str) -> list[Key]:
         """Contacts never read that are older than ones passed on, and no later run reads."""
@@ -784,34 +776,93 @@ class ContactsPaginator:
             date=request.date, page=0, limit=self._first_limit()
         )
 
-    def _take_probe(self, page: list[dict[str, t.Any]]) -> None:
-        """An empty probe proves the list ended; otherwise read on after the answer it checked.
+    def _start_probe(
+        self,
+        request: PageRequest,
+        page: list[dict[str, t.Any]],
+        keys: list[Key | None],
+        *,
+        news: bool | None,
+    ) -> None:
+        """Ask what comes after ``request``'s answer: its last contact and the next.
 
-        (Or, when the probe was for a window that could not advance, ask the date's first
-        page again.)
+        A window of at least two placed on that last contact: found there again, nothing
+        before it left since (positions only fall), so what follows it is what followed it
+        then. Where no such window fits (offsets are multiples of the limit), the one contact
+        after it at a limit of one, and then the last one again (``_take_recheck``).
+        ``news``: whether the answer held new contacts (None: it was whole, and no window
+        could read on from it).
+        """
+        last = page[-1].get("updated") if page else None
+        if last is not None and last >= self.next_run_reads_from:
+            self.finished = True  # what comes after it is the next run's (the list is sorted)
+            return
+        end = request.offset + len(page)
+        self.stats.probes += 1
+        self._probing = True
+        self._probe_join = page[-1] if page else None
+        self._probed = None if news is None else (request, page, keys, news)
+        most = min(self._limit(self._window), self._largest_answer)
+        limit = next((n for n in range(2, most + 1) if (end - 1) % n == 0), None) if page else None
+        if limit is None:
+            self.current = PageRequest(request.date, page=end, limit=1)
+        else:
+            self.current = PageRequest(request.date, page=(end - 1) // limit, limit=limit)
+
+    def _is_probe_join(self, contact: dict[str, t.Any]) -> bool:
+        """Whether ``contact`` is the last one of the answer the probe checks, unchanged."""
+        join = self._probe_join
+        if join is None:
+            return False
+        key = _key(join)
+        return _key(contact) == key if key is not None else contact == join
+
+    def _take_probe(self, page: list[dict[str, t.Any]]) -> None:
+        """Nothing after the answer it checked proves the list ended; a contact never read, a cut.
+
+        After a cut, read on after that answer (or, when the probe was for a window that could
+        not advance, ask the date's first page again). The answer's last contact out of its
+        place with nothing never read shown proves neither (``_moved_meanwhile``).
         """
         self._probing = False
         probed, self._probed = self._probed, None
-        if all(
-            contact.get("updated") is not None and contact["updated"] >= self.next_run_reads_from
-            for contact in page
-        ):
-            # Nothing after, or only contacts the next run reads (the list is sorted by updated),
-            # at the probe's place. That is the end only if no contact before that place left
-            # the list since the answer the probe checks: one never read would have slid back
+        probe = self.current
+        joined = probe.limit == 1 or (bool(page) and self._is_probe_join(page[0]))
+        after = page[1:] if probe.limit > 1 and joined else page
+        due = [
+            contact
+            for contact in after
+            if contact.get("updated") is None or contact["updated"] < self.next_run_reads_from
+        ]
+        if not joined and all(_key(contact) in self._passed_on for contact in due):
+            # The last contact is not in its place, and nothing after it shows: one before it
+            # left meanwhile (or the order there changed).
+            self._moved_meanwhile(probe)
+            return
+        if not due:
+            # Nothing after, or only contacts the next run reads (the list is sorted by updated).
+            # After a probe of one contact, that is the end only if no contact before its place
+            # left the list since the answer it checks: one never read would have slid back
             # before the place (and a contact updated meanwhile onto it). See ``_take_recheck``.
-            if self.current.offset == 0:
-                self.finished = True  # a first page: no place to slide before
+            if probe.limit > 1 or probe.offset == 0:
+                self.finished = True
                 return
             self._rechecking = True
             self.stats.probes += 1
-            self.current = PageRequest(self.current.date, self.current.offset - 1, limit=1)
+            self.current = PageRequest(probe.date, probe.offset - 1, limit=1)
             return
+        self._probe_misses = 0
         if probed is not None:
+            request, answer, keys, news = probed
+            if news:
+                # A short answer with new contacts, and more after it: answers are cut at
+                # lengths that vary. Read on from it as from any answer.
+                self._cut_varies = True
+                self._read_on(request, answer, keys)
+                return
             # The short answer was cut, not the end: read on from it, in shorter windows.
-            request, length = probed
-            self._cut_short(length)
-            window = self._tie_window(request.date, request.offset + length - 1)
+            self._cut_short(len(answer))
+            window = self._tie_window(request.date, request.offset + len(answer) - 1)
             if window is not None:
                 self.current = window
                 return
@@ -833,17 +884,42 @@ class ContactsPaginator:
         Positions only fall (contacts leave the list or move to its end; new ones join at the
         end), so that contact standing at the same place after the probe's answer came back
         means none before it left from the answer the probe checks to the probe: the probe
-        saw what came after it then. Otherwise read the ``date`` again from its first page.
+        saw what came after it then.
         """
         self._rechecking = False
-        join = self._probe_join
-        if join is not None and len(page) == 1:
-            key = _key(join)
-            if (_key(page[0]) == key) if key is not None else page[0] == join:
-                self.finished = True
-                return
+        if len(page) == 1 and self._is_probe_join(page[0]):
+            self.finished = True
+            return
+        self._moved_meanwhile(self.current)
+
+    def _moved_meanwhile(self, probe: PageRequest) -> None:
+        """A contact before the probe's place left (or the order there changed): read on afresh.
+
+        From a first page on the second of the answer's last contact. Unless that keeps
+        happening: the list's end cannot be told then.
+        """
+        self._probe_misses += 1
+        if self._probe_misses > MAX_PROBE_MISSES:
+            raise PagingError(
+                f"Heymarket listed a different contact where the tap checked the end of the "
+                f"list ({probe}) {self._probe_misses} times in a row: contacts before it kept "
+                "changing, or the order of contacts that share one updated time did, so the end "
+                "could not be confirmed; the tap stopped without bookmarking past it (a later "
+                "run, when the account is quieter, reads on from there)"
+            )
         self._replan()
-        self.current = PageRequest(self.current.date, page=0, limit=self._first_limit())
+        # A fresh query from the second of the answer's last contact: what slid back is after
+        # it in the list, and everything before it was read.
+        date, updated = probe.date, (self._probe_join or {}).get("updated")
+        if updated is not None and self.order_shown:
+            moved = query_date(updated)
+            date = moved if probe.date is None or moved > probe.date else probe.date
+        if date == probe.date:
+            # Read from its first page again: contacts first listed after ones further on.
+            self._ranked_date = None
+        self._last_window = []
+        self.current = PageRequest(date, page=0, limit=self._first_limit())
+        self._trim_passed_on()
 
     def _plan_next(
         self,
@@ -851,17 +927,18 @@ class ContactsPaginator:
         page: list[dict[str, t.Any]],
         keys: list[Key | None],
         fresh: list[dict[str, t.Any]],
-        *,
-        reaches: bool,
     ) -> None:
         news = self._any_due(fresh)
-        if self._short_with_news and news:
-            # The short answer before this one was not the end: answers are cut at lengths
-            # that vary.
-            self._cut_varies = True
-        self._short_with_news = False
-        if len(page) < request.limit and self._settled_by_short(request, page, keys, news, reaches):
+        if news:
+            self._probe_misses = 0  # the sync moves on
+        if len(page) < request.limit and self._settled_by_short(request, page, keys, news):
             return
+        self._read_on(request, page, keys)
+
+    def _read_on(
+        self, request: PageRequest, page: list[dict[str, t.Any]], keys: list[Key | None]
+    ) -> None:
+        """Set the request after an answer that does not end the run (nor was asked again)."""
         if len(page) > self._largest_answer:
             self._largest_answer = len(page)
             self._probe_hits = 0
@@ -895,12 +972,10 @@ class ContactsPaginator:
             return
         window_request = self._tie_window(request.date, request.offset + len(page) - 1)
         if window_request is None:
-            # No window fits: ask for the one contact after this answer, which proves the end
-            # if there is none (a limit of one makes the offset the same under every reading).
-            self.stats.probes += 1
-            self._probing = True
-            self._probe_join = page[-1]
-            window_request = PageRequest(request.date, page=request.offset + len(page), limit=1)
+            # No window fits: ask what comes after this answer, which proves the end if
+            # nothing does.
+            self._start_probe(request, page, keys, news=None)
+            return
         self.current = window_request
 
     def _settled_by_short(
@@ -909,7 +984,6 @@ class ContactsPaginator:
         page: list[dict[str, t.Any]],
         keys: list[Key | None],
         news: bool,
-        reaches: bool,
     ) -> bool:
         """Take an answer shorter than asked; whether that settled what comes next.
 
@@ -921,36 +995,27 @@ class ContactsPaginator:
         if self._sent_ahead and not news:
             # The API may have answered this request before one already taken, so contacts
             # updated in between could be past its end: ask it again, first, to finish.
-            # (With new contacts in it, the one more answer read below is asked after.)
+            # (With new contacts in it, the probe below is asked after every answer taken.)
             return True
         if length and length >= min(request.limit, self._largest_answer):
             # As long as anything Heymarket has sent: the end, or a cap on answers.
             self._maybe_capped = True
             return False
-        if news:
-            # Shorter than Heymarket has answered before, yet with new contacts: read one
-            # more answer, in case Heymarket's answers vary in length.
-            self._short_with_news = True
+        if news and self._cut_varies:
+            # Answers are cut at lengths that vary: read on (an answer that ends a run has
+            # nothing new in it).
             return False
-        if reaches and not self._cut_varies and not self._maybe_capped:
-            # Shorter than Heymarket has answered before, reaching as far as the list was
-            # read, and nothing in it the next run would not read anyway: the list ends here.
-            self.finished = True
+        if not length and request.offset == 0:
+            self.finished = True  # nothing from ``date`` on (no cap cuts an answer to none)
             return True
-        # Ending short of contacts read before (cut, or they were deleted), or answers are
-        # cut at lengths that vary, or a cap that may be one (which may vary too, cutting
-        # an answer just where the list was read to): no length proves the end. Ask for the
-        # one contact after this answer (a limit of one makes its offset the same under every
-        # reading of a cap). A window read on after it must join this answer.
+        # Shorter than Heymarket has answered before: the end, or an answer cut by a cap that
+        # varies, which can cut one anywhere, even just where the list was read to. Only what
+        # comes after it tells. A window read on after it must join this answer.
         placed = [key for key in keys if key is not None]
         if placed:
             self._last_window = placed
             self._last_window_date = request.date
-        self.stats.probes += 1
-        self._probing = True
-        self._probe_join = page[-1] if page else None
-        self._probed = (request, length)
-        self.current = PageRequest(request.date, page=request.offset + length, limit=1)
+        self._start_probe(request, page, keys, news=news)
         return True
 
     def _cut_short(self, length: int) -> None:

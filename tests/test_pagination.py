@@ -601,6 +601,30 @@ def test_a_window_after_a_probe_must_join_the_answer_the_probe_checked():
     assert set(at_start) - set(range(6, 11)) <= {c["id"] for c in emitted}
 
 
+def test_a_short_answer_cut_where_the_list_was_read_to_does_not_end_the_sync():
+    """30 contacts a second apart; a cap that varies cuts the second answer to its two re-reads.
+
+    Shorter than the first answer, nothing new, ending on the furthest contact read: taken as
+    the end before Heymarket had shown any cut, it lost 23 of 30 contacts.
+    """
+    contacts = {cid: f"2024-01-01T00:00:{cid:02d}.000000Z" for cid in range(1, 31)}
+    cuts = iter([None, 2])
+    paginator = ContactsPaginator(page_size=7, since=None, signpost=SIGNPOST)
+    emitted: list[dict] = []
+    for _ in range(100):
+        if paginator.finished:
+            break
+        request = paginator.current
+        rows = sorted((stamp, cid) for cid, stamp in contacts.items())
+        if request.date is not None:
+            rows = [row for row in rows if row[0] >= request.date[:19]]
+        rows = rows[request.offset : request.offset + request.limit][: next(cuts, None)]
+        emitted += paginator.advance([{"id": cid, "updated": stamp} for stamp, cid in rows])
+
+    assert paginator.finished
+    assert sorted(c["id"] for c in emitted) == list(range(1, 31))
+
+
 @pytest.mark.parametrize("updated", [27, 28], ids=["first-of-date", "last-read"])
 def test_a_probe_proves_the_end_only_if_nothing_before_it_left_meanwhile(updated):
     """29 contacts a second apart, answers cut at lengths that vary, the last one never read.
