@@ -144,11 +144,13 @@ def test_wheel_holds_the_tap_package_and_its_metadata_alone(release: Release):
     with zipfile.ZipFile(release.wheel) as wheel:
         names = wheel.namelist()
         entry_points = wheel.read(f"tap_heymarket-{VERSION}.dist-info/entry_points.txt").decode()
+        metadata = wheel.read(f"tap_heymarket-{VERSION}.dist-info/METADATA").decode()
     tops = {name.split("/", 1)[0] for name in names}
     assert tops == {"tap_heymarket", f"tap_heymarket-{VERSION}.dist-info"}, tops
     assert not [name for name in names if name.startswith(("tests/", "testbed/"))]
     assert "tap_heymarket/tap.py" in names
     assert "tap-heymarket = tap_heymarket.tap:TapHeymarket.cli" in entry_points
+    assert "License-Expression: Apache-2.0" in metadata.splitlines()
 
 
 def test_sdist_holds_the_tests_and_the_testbed_they_import(release: Release):
