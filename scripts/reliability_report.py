@@ -727,6 +727,12 @@ def scenarios() -> list[Row]:
             lambda fake: fake.configure(max_limit=20),
         )
     )
+    rows.append(
+        misbehaving(
+            "Answers cut at 30,000 bytes, so their length varies (a cap by size)",
+            lambda fake: fake.configure(max_bytes=30_000),
+        )
+    )
     for seed in (1, 2, 3):
         at = random.Random(seed).randrange(1, CONTACTS - 100)
         rows.append(
