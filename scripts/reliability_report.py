@@ -362,7 +362,7 @@ def _said(run: TapRun) -> str:
     return f"{count}: “{first[:200]}{'…' if len(first) > 200 else ''}”"
 
 
-def _ids(run: TapRun, stream: str) -> set[object]:
+def _stream_ids(run: TapRun, stream: str) -> set[object]:
     """The distinct ids of one stream's records in ``run``."""
     return {record.get("id") for record in run.stream_records(stream)}
 
@@ -390,7 +390,7 @@ def messages_sync(
         config = tap_config(fake, **{"page_size": PAGE_SIZE, **settings})
         first = run_tap(config)
         outcome = _outcome(first)
-        out = _ids(first, "messages")
+        out = _stream_ids(first, "messages")
         if first.returncode != 0:
             outcome += f", {_said(first)}"
             if behave is not None:
@@ -398,7 +398,7 @@ def messages_sync(
                 rerun = run_tap(config, state=first.states[-1] if first.states else None)
                 out = {
                     record["id"] for record in first.records_before_last_state("messages")
-                } | _ids(rerun, "messages")
+                } | _stream_ids(rerun, "messages")
                 outcome += f"; rerun {_outcome(rerun)}"
         everything = _message_ids(fake)
         requests = _message_requests(fake)
@@ -468,13 +468,13 @@ def messages_interrupted(
         committed = {record["id"] for record in first.records_before_last_state("messages")}
         everything = _message_ids(fake)
         requests = _message_requests(fake)
-    reread = len(committed & _ids(second, "messages"))
+    reread = len(committed & _stream_ids(second, "messages"))
     resumed = f"resumed from {walk['boundary'][:19]}Z" if walk else "no walk saved"
     outcome = (
         f"run 1 exit {first.returncode} after {seconds:.1f} s; rerun {resumed}, "
         f"{_outcome(second)}, {reread} re-read"
     )
-    out = len(everything & (committed | _ids(second, "messages")))
+    out = len(everything & (committed | _stream_ids(second, "messages")))
     return Row(name, len(everything), out, 0, requests, outcome)
 
 
@@ -725,6 +725,12 @@ def scenarios() -> list[Row]:
         misbehaving(
             "Answers capped at 20 contacts whatever `limit` says",
             lambda fake: fake.configure(max_limit=20),
+        )
+    )
+    rows.append(
+        misbehaving(
+            "Answers cut at 30,000 bytes, so their length varies (a cap by size)",
+            lambda fake: fake.configure(max_bytes=30_000),
         )
     )
     for seed in (1, 2, 3):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -143,11 +144,27 @@ def test_wheel_holds_the_tap_package_and_its_metadata_alone(release: Release):
     with zipfile.ZipFile(release.wheel) as wheel:
         names = wheel.namelist()
         entry_points = wheel.read(f"tap_heymarket-{VERSION}.dist-info/entry_points.txt").decode()
+        metadata = wheel.read(f"tap_heymarket-{VERSION}.dist-info/METADATA").decode()
     tops = {name.split("/", 1)[0] for name in names}
     assert tops == {"tap_heymarket", f"tap_heymarket-{VERSION}.dist-info"}, tops
     assert not [name for name in names if name.startswith(("tests/", "testbed/"))]
     assert "tap_heymarket/tap.py" in names
     assert "tap-heymarket = tap_heymarket.tap:TapHeymarket.cli" in entry_points
+    assert "License-Expression: Apache-2.0" in metadata.splitlines()
+
+
+def test_sdist_holds_the_tests_and_the_testbed_they_import(release: Release):
+    with tarfile.open(release.sdist) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    wanted = {
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for top in ("tests", "testbed")
+        for path in (PROJECT_ROOT / top).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert {"testbed/__init__.py", "tests/conftest.py", "tests/e2e/conftest.py"} <= wanted
+    assert sorted(wanted - names) == []
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
 def test_installed_package_is_the_wheels_and_the_checkout_is_out_of_reach(installed: Installed):
