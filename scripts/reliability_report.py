@@ -7,6 +7,7 @@ generated block with what it printed).
 Each row counts the contacts (or messages) the fake account held ("in"), the distinct ones the tap
 emitted across the run and any rerun ("out"), those it could not emit and reported ("reported": a
 record without an id cannot be keyed) and those lost without a word ("lost": the goal is 0).
+The contacts rows' requests are those to ``/v2/contacts/list`` (the tap syncs every stream).
 For interruptions, only records before the last STATE of the interrupted run count as out, as if
 the target had dropped everything after its last commit. The messages rows run the tap as users
 do, every stream selected, against an account with no contacts; their requests are those to
@@ -47,6 +48,7 @@ CONTACTS = 2000
 PAGE_SIZE = 50
 _RETRIED_FAULTS = sorted(FAULT_KINDS - {"401", "403", "429"})
 MESSAGES = 2000
+CONTACTS_PATH = "/v2/contacts/list"
 MESSAGES_PATH = "/v1/messages/all"
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK_START, BLOCK_END = "<!-- reliability:start -->", "<!-- reliability:end -->"
@@ -93,7 +95,7 @@ def sync(
         before = _ids(fake)
         run = run_tap(tap_config(fake, **{"page_size": PAGE_SIZE, **settings}))
         rate_limited = fake.rate_limited
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
         in_flight = fake.max_in_flight
     outcome = _outcome(run)
     if rate_limited:
@@ -114,7 +116,7 @@ def interrupted(
         second = run_tap(config, state=first.states[-1])
         committed = {record["id"] for record in first.records_before_last_state()}
         everything = _ids(fake)
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     reread = len(committed & second.ids)
     outcome = (
         f"run 1 exit {first.returncode} after {seconds:.1f} s; rerun {_outcome(second)}, "
@@ -152,7 +154,7 @@ def misbehaving(
             outcome += ", bookmark stops at the sync's start, WARNING names them"
         elif "at most" in first.stderr:
             outcome += ", WARNING names the cap"
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     return Row(name, len(before), len(before & out), 0, requests, outcome)
 
 
@@ -201,7 +203,7 @@ def poison_values() -> Row:
                 text, json.loads(text.encode("utf-8", "surrogatepass"))["updated"], contact_id
             )
         run = run_tap(tap_config(fake, page_size=PAGE_SIZE))
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     contacts_in = CONTACTS + len(odd) + len(not_unicode)
     emitted = len({record["id"] for record in run.records})
     reported = 1 if "1 contacts had no usable id" in run.stderr else 0
@@ -220,7 +222,7 @@ def refused_before_any_request(name: str, state: dict | None = None, **settings:
     """A run whose settings or state cannot be used: one line, no request, nothing bookmarked."""
     with FakeHeymarket(contacts=CONTACTS, seed=7) as fake:
         run = run_tap(tap_config(fake, **{"page_size": PAGE_SIZE, **settings}), state=state)
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "ERROR" in line]
     outcome = f"{_outcome(run)} before any request: “{said[0][:80]}”" if said else _outcome(run)
     return Row(name, CONTACTS, len(run.ids), 0, requests, outcome, refused=True)
@@ -244,7 +246,7 @@ def catalog_and_flattening() -> list[Row]:
         narrow = run_tap(config, "--catalog", str(path))
         customs = {c["id"]: c.get("custom") for c in fake.contacts() if c.get("custom")}
         flat = run_tap({**config, "flattening_enabled": True, "flattening_max_depth": 3})
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     leaks = sum("custom" in record for record in narrow.records)
     rows.append(
         Row(
@@ -297,7 +299,7 @@ def target_stops_reading(at: int) -> Row:
         committed = {m["record"]["id"] for m in first[:last] if m["type"] == "RECORD"}
         rerun = run_tap(config, state=states[-1] if states else None)
         everything = _ids(fake)
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     outcome = (
         f"run 1 exit {returncode}{', one line: the target stopped reading' if said else ''}; "
         f"rerun {_outcome(rerun)}"
@@ -330,7 +332,7 @@ def bad_data() -> Row:
         for record in odd:
             fake.add_raw(record)
         run = run_tap(tap_config(fake, page_size=PAGE_SIZE))
-        requests = len(fake.requests)
+        requests = _contact_requests(fake)
     contacts_in = CONTACTS + len(odd)
     emitted = len({record["id"] for record in run.records})
     reported = 1 if "1 contacts had no usable id" in run.stderr else 0
@@ -342,6 +344,10 @@ def bad_data() -> Row:
 
 def _message_ids(fake: FakeHeymarket) -> set[int]:
     return {m["id"] for m in fake.all_messages() if isinstance(m.get("id"), int)}
+
+
+def _contact_requests(fake: FakeHeymarket) -> int:
+    return sum(entry["path"] == CONTACTS_PATH for entry in fake.requests)
 
 
 def _message_requests(fake: FakeHeymarket) -> int:

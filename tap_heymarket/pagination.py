@@ -105,9 +105,12 @@ named after it are simply not asked for (``upcoming()`` no longer names them). O
 answers have two consequences, both handled: an answer evaluated before one already taken can
 hold an older version of a contact whose newer version is further on (it is skipped as a
 re-read), and a short answer evaluated early can end before contacts updated meanwhile, so
-only a short answer to a request named first (sent after every answer taken) ends the sync. An
-answer to a request named ahead that fails a check, or comes back short, is asked again first,
-before the check counts; no request is named ahead until an answer comes back full and whole.
+a short answer with nothing new in it to a request named ahead is asked again first, as is one
+that fails a check, before the check counts; no request is named ahead until an answer comes
+back full and whole. The probe of the list's end proves it in any order of evaluation (its
+first contact in its place shows that none before it left between the probe and the answer
+it checks, whichever came first), so where Heymarket's count foretells which window ends the
+list (``_end_foreseen``), its probe is named with it, and no more windows after it.
 
 Contacts read twice are passed on once (targets upsert on ``id`` anyway), so the bookmark can be
 saved at any point and a restart from it re-reads at most the contacts of the bookmark's second.
@@ -115,6 +118,7 @@ saved at any point and a restart from it re-reads at most the contacts of the bo
 
 from __future__ import annotations
 
+import copy
 import datetime
 import math
 import typing as t
@@ -192,9 +196,9 @@ MIN_FIRST_LIMIT = 2
 CAP_EVIDENCE = 3
 #: Answers to probes that found more than a one-contact answer let on, before giving up.
 MAX_PROBE_HITS = 3
-#: Probes that found a contact before their place gone, no answer bringing new contacts in
-#: between, before giving up.
-MAX_PROBE_MISSES = 30
+#: Probes of the list's end with no answer bringing new contacts in between, before giving up
+#: (each found a cut, or a contact before its place gone: the list keeps changing there).
+MAX_PROBES_WITHOUT_NEWS = 30
 #: Windows in a row that do not join among contacts the next run reads (no window joining in
 #: between), before the sync ends there.
 MAX_TAIL_SLIDES = 10
@@ -261,9 +265,8 @@ class ContactsPaginator:
         self._probed: tuple[PageRequest, list[dict[str, t.Any]], list[Key | None], bool] | None = (
             None
         )
-        # Probes that found a contact before their place gone, since an answer last brought new
-        # contacts (see ``_moved_meanwhile``).
-        self._probe_misses = 0
+        # Probes since an answer last brought new contacts.
+        self._probes_without_news = 0
         self.current = PageRequest(
             date=query_date(since) if since else None, page=0, limit=self._first_limit()
         )
@@ -363,6 +366,12 @@ class ContactsPaginator:
                 break
             self._plan.append(following)
         named = [self.current, *self._plan[: max(0, count - 1)]]
+        for index, request in enumerate(named):
+            probe = self._end_foreseen(request)
+            if probe is not None:
+                # Windows past the end would be wasted: the probe of the last one instead.
+                named = [*named[: index + 1], probe]
+                break
         # What is not named now is not asked for (its answer is dropped); what is, stays sent.
         self._named_ahead = {request for request in self._named_ahead if request in named}
         self._named_ahead.update(named[1:])
@@ -374,7 +383,9 @@ class ContactsPaginator:
         Windows named past the end of the list are wasted requests: this keeps their number
         small at the end of a sync. When the stream knows how many contacts the list held
         (``listed``: a first sync asks Heymarket's count), the pages left are the contacts not
-        passed on yet, in windows of ``page_size``. Otherwise, or past that count (contacts
+        passed on yet, in windows of the new contacts one brings (it repeats some: counting
+        whole windows left the last one unnamed until the answer before it was in, a round
+        trip with nothing else in flight). Otherwise, or past that count (contacts
         were created during the sync): twice the pages left before the sync's start at the last
         answer's density, and one (the density varies, hence twice).
         """
@@ -382,7 +393,8 @@ class ContactsPaginator:
             return MAX_AHEAD
         unread = None if self.listed is None else self.listed - self.stats.passed_on
         if unread is not None and unread > 0:
-            return min(MAX_AHEAD, math.ceil(unread / self._page_size) - 1)
+            brings = max(1, self._ahead_window() - self._join_overlap()[0])
+            return min(MAX_AHEAD, math.ceil(unread / brings) - 1)
         keys = self._anchor[1]
         span = _seconds(keys[-1][0]) - _seconds(keys[0][0])
         if span <= 0:
@@ -797,25 +809,75 @@ class ContactsPaginator:
         if last is not None and last >= self.next_run_reads_from:
             self.finished = True  # what comes after it is the next run's (the list is sorted)
             return
+        self._probes_without_news += 1
+        if self._probes_without_news > MAX_PROBES_WITHOUT_NEWS:
+            raise PagingError(
+                f"Heymarket's answers at the end of the list kept changing ({request}): "
+                f"{MAX_PROBES_WITHOUT_NEWS} checks of the end in a row found neither the end "
+                "nor a new contact (contacts there kept changing, or the order of contacts that "
+                "share one updated time did); the tap stopped without bookmarking past them (a "
+                "later run, when the account is quieter, reads on from there)"
+            )
         end = request.offset + len(page)
         self.stats.probes += 1
         self._probing = True
-        self._probe_join = page[-1] if page else None
+        # A copy: the stream may change the contacts it was given.
+        self._probe_join = copy.deepcopy(page[-1]) if page else None
         self._probed = None if news is None else (request, page, keys, news)
+        probe = self._joined_probe(request.date, end) if page else None
+        self.current = probe or PageRequest(request.date, page=end, limit=1)
+
+    def _joined_probe(self, date: str | None, end: int) -> PageRequest | None:
+        """The window of at least two whose first contact is the one at ``end - 1`` (None: none fits)."""
         most = min(self._limit(self._window), self._largest_answer)
-        limit = next((n for n in range(2, most + 1) if (end - 1) % n == 0), None) if page else None
-        if limit is None:
-            self.current = PageRequest(request.date, page=end, limit=1)
+        limit = next((n for n in range(2, most + 1) if (end - 1) % n == 0), None)
+        return None if limit is None else PageRequest(date, page=(end - 1) // limit, limit=limit)
+
+    def _end_foreseen(self, request: PageRequest) -> PageRequest | None:
+        """The probe of ``request``'s answer, if Heymarket's count says that answer ends the list.
+
+        Named with the windows before it, the probe does not wait a round trip of its own at
+        a sync's end. Windows named ahead are placed end to end, so if each comes back full
+        the list ends where the last answer taken (the anchor, full) ends, plus the contacts
+        not passed on yet (from ``listed``), which lies in ``request``'s list as many places
+        on as their two ``date``s' lists differ. If the answer comes back as foreseen, the
+        probe it needs is this one, and it proves the end in whichever order the two were
+        evaluated (its first contact in its place shows none before it left in between,
+        either way); if not, it is not needed.
+        """
+        if self.listed is None or self._anchor is None:
+            return None
+        anchor, keys = self._anchor
+        unread = self.listed - self.stats.passed_on
+        if len(keys) != anchor.limit or unread <= 0:
+            return None
+        if anchor.date == request.date:
+            shift = 0
+        elif anchor.date in self._bases and request.date in self._bases:
+            shift = self._bases[anchor.date] - self._bases[request.date]
         else:
-            self.current = PageRequest(request.date, page=(end - 1) // limit, limit=limit)
+            return None
+        end = anchor.offset + anchor.limit + shift + unread
+        if not request.offset < end < request.offset + request.limit:
+            return None
+        return self._joined_probe(request.date, end)
 
     def _is_probe_join(self, contact: dict[str, t.Any]) -> bool:
-        """Whether ``contact`` is the last one of the answer the probe checks, unchanged."""
+        """Whether ``contact`` stands for the last one of the answer the probe checks.
+
+        That contact unchanged, or one read before with the very same ``updated``: the order
+        inside a tie may change from one request to the next, and in a stable order a contact
+        read before cannot stand in its place (only contacts after it, never read, can).
+        """
         join = self._probe_join
         if join is None:
             return False
-        key = _key(join)
-        return _key(contact) == key if key is not None else contact == join
+        key, found = _key(join), _key(contact)
+        if key is None:
+            return contact == join
+        return found == key or (
+            found is not None and found[0] == key[0] and found in self._passed_on
+        )
 
     def _take_probe(self, page: list[dict[str, t.Any]]) -> None:
         """Nothing after the answer it checked proves the list ended; a contact never read, a cut.
@@ -851,7 +913,6 @@ class ContactsPaginator:
             self.stats.probes += 1
             self.current = PageRequest(probe.date, probe.offset - 1, limit=1)
             return
-        self._probe_misses = 0
         if probed is not None:
             request, answer, keys, news = probed
             if news:
@@ -895,18 +956,8 @@ class ContactsPaginator:
     def _moved_meanwhile(self, probe: PageRequest) -> None:
         """A contact before the probe's place left (or the order there changed): read on afresh.
 
-        From a first page on the second of the answer's last contact. Unless that keeps
-        happening: the list's end cannot be told then.
+        From a first page on the second of the answer's last contact.
         """
-        self._probe_misses += 1
-        if self._probe_misses > MAX_PROBE_MISSES:
-            raise PagingError(
-                f"Heymarket listed a different contact where the tap checked the end of the "
-                f"list ({probe}) {self._probe_misses} times in a row: contacts before it kept "
-                "changing, or the order of contacts that share one updated time did, so the end "
-                "could not be confirmed; the tap stopped without bookmarking past it (a later "
-                "run, when the account is quieter, reads on from there)"
-            )
         self._replan()
         # A fresh query from the second of the answer's last contact: what slid back is after
         # it in the list, and everything before it was read.
@@ -930,7 +981,7 @@ class ContactsPaginator:
     ) -> None:
         news = self._any_due(fresh)
         if news:
-            self._probe_misses = 0  # the sync moves on
+            self._probes_without_news = 0  # the sync moves on
         if len(page) < request.limit and self._settled_by_short(request, page, keys, news):
             return
         self._read_on(request, page, keys)
