@@ -60,8 +60,10 @@ else after it proves the answer was cut: with new contacts in it, answers are cu
 that vary, and the paginator reads on from it as usual (and from then on reads on after short
 answers with new contacts without probing); without, no later request asks for more than the
 cut answer held. (A cap that varies is taken to cut a page placed by the limit asked, a server
-cannot know how many contacts fit before placing it, and to let at least two through.) An
-answer whose last contact the next run reads ends the sync with no probe.
+cannot know how many contacts fit before placing it, and to let at least two through; where
+the probe holds the last contact alone though a contact passed on stands after it, that is
+taken for a cut to one, and the one-contact probe follows.) An answer whose last contact the
+next run reads ends the sync with no probe.
 Contacts dated from ``next_run_reads_from`` on are read as they come, but not chased forever:
 windows among them that keep failing to join, none joining in between (``MAX_TAIL_SLIDES``),
 end the sync instead of sliding back again, as the list is sorted and everything after them is
@@ -267,6 +269,9 @@ class ContactsPaginator:
         )
         # Probes since an answer last brought new contacts.
         self._probes_without_news = 0
+        # The contact passed on that stands furthest in the list (the last one of the newest
+        # ``updated``), of those the next run would not read.
+        self._furthest: Key | None = None
         self.current = PageRequest(
             date=query_date(since) if since else None, page=0, limit=self._first_limit()
         )
@@ -592,6 +597,10 @@ class ContactsPaginator:
                 fresh.append(contact)
                 self._passed_on.add(key)
                 self._newest = key[0]
+                if key[0] < self.next_run_reads_from and (
+                    self._furthest is None or key[0] >= self._furthest[0]
+                ):
+                    self._furthest = key
 
         self._plan_next(request, page, keys, fresh)
         return self._pass_on(fresh)
@@ -873,8 +882,10 @@ class ContactsPaginator:
         if join is None:
             return False
         key, found = _key(join), _key(contact)
-        if key is None:
-            return contact == join
+        if key is None:  # by its id, if it has one: a field may change from one answer to the next
+            return (
+                contact.get("id") == join["id"] if join.get("id") is not None else contact == join
+            )
         return found == key or (
             found is not None and found[0] == key[0] and found in self._passed_on
         )
@@ -900,6 +911,14 @@ class ContactsPaginator:
             # The last contact is not in its place, and nothing after it shows: one before it
             # left meanwhile (or the order there changed).
             self._moved_meanwhile(probe)
+            return
+        if not due and probe.limit > 1 and len(page) < 2 and self._read_past_join():
+            # Its last contact alone, though a contact after it was read before: a cap that let
+            # one through, maybe. Ask for the one contact after it (then recheck).
+            self._probing = True
+            self._probed = probed
+            self.stats.probes += 1
+            self.current = PageRequest(probe.date, page=probe.offset + 1, limit=1)
             return
         if not due:
             # Nothing after, or only contacts the next run reads (the list is sorted by updated).
@@ -938,6 +957,14 @@ class ContactsPaginator:
         # There was more than the answer showed: assume no cap until an answer says otherwise.
         self._maybe_capped = False
         self.current = PageRequest(self.current.date, page=0, limit=self._first_limit())
+
+    def _read_past_join(self) -> bool:
+        """Whether a contact passed on stands after the last one of the answer the probe checks."""
+        key = _key(self._probe_join) if self._probe_join is not None else None
+        furthest = self._furthest
+        return (
+            key is not None and furthest is not None and key != furthest and key[0] <= furthest[0]
+        )
 
     def _take_recheck(self, page: list[dict[str, t.Any]]) -> None:
         """The end, if the contact before the probe's place is still the one the probed answer ended on.

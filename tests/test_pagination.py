@@ -625,6 +625,30 @@ def test_a_short_answer_cut_where_the_list_was_read_to_does_not_end_the_sync():
     assert sorted(c["id"] for c in emitted) == list(range(1, 31))
 
 
+def test_a_probe_cut_to_the_last_contact_alone_is_no_end_where_one_after_it_was_read():
+    """A tie of 12 listed by id from the top; a cap that varies cuts answers 2 and 3 to one.
+
+    The second answer repeats contact 12 alone, and so does the probe of its end: as if the
+    list ended there, though the first answer listed 11 after it (a cap below two is outside
+    what the paging assumes, but this much it can tell). It lost 10 of 12 contacts, and now
+    stops in one line, a cap of one being too small to page the tie.
+    """
+    contacts = dict.fromkeys(range(1, 13), "2024-01-01T00:00:00.000000Z")
+    cuts = iter([None, 1, 1])
+    paginator = ContactsPaginator(page_size=2, since=None, signpost=SIGNPOST)
+    emitted: list[dict] = []
+    try:
+        while not paginator.finished:
+            request = paginator.current
+            rows = sorted((stamp, -cid) for cid, stamp in contacts.items())
+            rows = rows[request.offset : request.offset + request.limit][: next(cuts, None)]
+            emitted += paginator.advance([{"id": -neg, "updated": stamp} for stamp, neg in rows])
+    except PagingError as error:  # answers this small cannot page a tie: said in one line
+        assert "at most 2 contacts" in str(error)
+    else:
+        assert sorted(c["id"] for c in emitted) == list(range(1, 13))
+
+
 def test_an_end_that_never_holds_still_stops_the_sync_in_one_error_not_a_loop():
     """Every check of the end finds a contact read before where the last answer's last one stood.
 
