@@ -569,6 +569,18 @@ def test_a_cap_that_varies_cannot_end_a_sync_where_it_cut_an_answer_at_the_conta
     assert sorted(c["id"] for c in emitted) == sorted(model.contacts)
 
 
+def _page_of(contacts: dict[int, str], request: PageRequest, cut: int | None = None) -> list[dict]:
+    """The answer to ``request`` from ``contacts`` (id: updated), by ``date``'s second, inclusive.
+
+    Sorted by ``updated`` (ties by id), placed by the limit asked, cut to ``cut`` contacts.
+    """
+    rows = sorted((updated, cid) for cid, updated in contacts.items())
+    if request.date is not None:
+        rows = [row for row in rows if row[0] >= request.date[:19]]
+    chosen = rows[request.offset : request.offset + request.limit][:cut]
+    return [{"id": cid, "updated": updated} for updated, cid in chosen]
+
+
 def test_a_window_after_a_probe_must_join_the_answer_the_probe_checked():
     """A tie of 60 (stable order) after five contacts; the second answer is cut at 24.
 
@@ -585,14 +597,8 @@ def test_a_window_after_a_probe_must_join_the_answer_the_probe_checked():
     for answered in range(200):
         if paginator.finished:
             break
-        request = paginator.current
-        rows = sorted((updated, cid) for cid, updated in contacts.items())
-        if request.date is not None:
-            rows = [row for row in rows if row[0] >= request.date[:19]]
-        rows = rows[request.offset : request.offset + request.limit][
-            : 24 if answered == 1 else None
-        ]
-        emitted += paginator.advance([{"id": cid, "updated": updated} for updated, cid in rows])
+        cut = 24 if answered == 1 else None
+        emitted += paginator.advance(_page_of(contacts, paginator.current, cut))
         if answered == 2:  # the probe's answer is in: five contacts read are updated
             for cid in range(6, 11):
                 contacts[cid] = f"2030-01-01T00:00:01.{cid:06d}Z"
@@ -614,12 +620,7 @@ def test_a_short_answer_cut_where_the_list_was_read_to_does_not_end_the_sync():
     for _ in range(100):
         if paginator.finished:
             break
-        request = paginator.current
-        rows = sorted((stamp, cid) for cid, stamp in contacts.items())
-        if request.date is not None:
-            rows = [row for row in rows if row[0] >= request.date[:19]]
-        rows = rows[request.offset : request.offset + request.limit][: next(cuts, None)]
-        emitted += paginator.advance([{"id": cid, "updated": stamp} for stamp, cid in rows])
+        emitted += paginator.advance(_page_of(contacts, paginator.current, next(cuts, None)))
 
     assert paginator.finished
     assert sorted(c["id"] for c in emitted) == list(range(1, 31))
@@ -630,8 +631,9 @@ def test_a_probe_cut_to_the_last_contact_alone_is_no_end_where_one_after_it_was_
 
     The second answer repeats contact 12 alone, and so does the probe of its end: as if the
     list ended there, though the first answer listed 11 after it (a cap below two is outside
-    what the paging assumes, but this much it can tell). It lost 10 of 12 contacts, and now
-    stops in one line, a cap of one being too small to page the tie.
+    what the paging assumes, but this much it can tell). The probe as first written took that
+    for the end and lost 10 of 12 contacts; now the sync stops in one line, a cap of one being
+    too small to page the tie.
     """
     contacts = dict.fromkeys(range(1, 13), "2024-01-01T00:00:00.000000Z")
     cuts = iter([None, 1, 1])
@@ -661,16 +663,13 @@ def test_an_end_that_never_holds_still_stops_the_sync_in_one_error_not_a_loop():
     with pytest.raises(PagingError, match="kept changing"):
         for _ in range(1_000):
             request = paginator.current
-            rows = sorted((stamp, cid) for cid, stamp in contacts.items())
-            if request.date is not None:
-                rows = [row for row in rows if row[0] >= request.date[:19]]
             if paginator._probing or paginator._rechecking:
                 # Nothing after the place a one-contact probe looks at; elsewhere the list's
                 # first contact, where the answer's last one should stand.
-                rows = [] if request.limit == 1 and paginator._probing else rows[:1]
+                first = _page_of(contacts, PageRequest(request.date, page=0, limit=1))
+                paginator.advance([] if request.limit == 1 and paginator._probing else first)
             else:
-                rows = rows[request.offset : request.offset + request.limit]
-            paginator.advance([{"id": cid, "updated": stamp} for stamp, cid in rows])
+                paginator.advance(_page_of(contacts, request))
     assert paginator.stats.requests < 100
 
 
@@ -690,13 +689,9 @@ def test_a_probe_proves_the_end_only_if_nothing_before_it_left_meanwhile(updated
     for _ in range(100):
         if paginator.finished:
             break
-        request = paginator.current
-        rows = sorted((stamp, cid) for cid, stamp in contacts.items())
-        if request.date is not None:
-            rows = [row for row in rows if row[0] >= request.date[:19]]
-        rows = rows[request.offset : request.offset + request.limit][: next(cuts, None)]
-        emitted += paginator.advance([{"id": cid, "updated": stamp} for stamp, cid in rows])
-        if [cid for _, cid in rows] == [27, 28]:
+        page = _page_of(contacts, paginator.current, next(cuts, None))
+        emitted += paginator.advance(page)
+        if [contact["id"] for contact in page] == [27, 28]:
             contacts[updated] = "2030-01-01T00:00:01.000000Z"
 
     assert paginator.finished
