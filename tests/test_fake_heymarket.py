@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -331,6 +332,25 @@ def test_broken_transport_faults(fake: FakeHeymarket) -> None:
     assert {post(fake).status_code for _ in range(5)} == {503}
     fake.fail_rate, fake.fail_kinds = 0.5, ("500", "502")
     assert {post(fake).status_code for _ in range(40)} == {200, 500, 502}
+
+
+def test_a_client_gone_before_its_body_ended_is_not_answered_or_counted(
+    fake: FakeHeymarket,
+) -> None:
+    """A tap stopped mid-request (``meltano config test`` stops it at its first record) leaves a
+    body short of its Content-Length: that is no bad request of the tap's, so no 400 is counted."""
+    host, port = fake.url.removeprefix("http://").split(":")
+    for framing, body in [
+        ("Content-Length: 40", b'{"lim'),
+        ("Transfer-Encoding: chunked", b'28\r\n{"lim'),
+    ]:
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            head = f"POST {LIST_PATH} HTTP/1.1\r\nHost: {host}\r\n{framing}\r\n"
+            client.sendall(head.encode() + b"Authorization: x\r\n\r\n" + body)
+            client.shutdown(socket.SHUT_WR)
+            assert client.recv(1024) == b""  # closed, unanswered
+    assert post(fake).status_code == 200
+    assert fake.status_counts == {200: 1} and len(fake.requests) == 1
 
 
 def test_every_response_has_a_unique_request_id(fake: FakeHeymarket) -> None:
