@@ -21,21 +21,25 @@ Only when an answer lies within the one second below the boundary can the bounda
 
 1. the limit is raised to ``MAX_LIMIT`` and the same cursor asked again (a larger answer costs
    no more against the rate limit than another request);
-2. if Heymarket gives fewer than asked (a cap), ``page`` is tried with a limit of what it gave:
-   page 1, and page 2 if page 1 repeats page 0 (pages counted from 1). Pages go on until one
-   reaches below the tied second. Every page of a tie must bring only records not yet seen in
-   it: since the records of that second come before every older one in each answer, the pages
-   cover exactly the tie's places, and a record seen twice is the only way a changed order
-   inside the tie could hide another; it fails the walk instead;
-3. an answer short of both the limit and the longest answer seen (so no cap explains it) holds
-   the whole second, and the boundary moves below it. A shorter answer than ``MIN_CAP`` counts
-   as whole too (no plausible cap is that small);
-4. otherwise (``page`` ignored) the answer was either cut by a cap or the whole second with
-   nothing older: the walk moves below the second, and if anything older comes, the answer was
-   cut and the rest cannot be read (``PagingError``). If nothing does, the second was the last
-   of the list and is taken as whole: the one reading left that can lose records is a server
-   that caps answers, ignores ``page`` and holds more records in the very oldest second of the
-   whole list than its cap (the README lists it).
+2. if Heymarket gives fewer than asked (a cap, fixed or varying with the records' size; an
+   answer shorter than ``MIN_CAP`` holds the whole second, as a cap is taken to let at least
+   that many through), the second is read by place with ``page``: page 1 at a limit of what it gave, and page 2 if
+   page 1 repeats page 0 (pages counted from 1); then windows whose offset (a multiple of their
+   limit) falls at or just before the place read to, no longer than the longest answer seen.
+   A window must list the records it repeats in their places and bring no record already seen:
+   that is the only way a changed order inside the tie could hide another; it fails the walk.
+   A window reaching a record older than the second ends the tie. No length ends it: a cap by
+   size cuts any answer, even just where the tie was read to, so a window that brings nothing
+   new is followed by a request for the one record at the place after the last one read, and
+   only nothing there ends the list;
+3. otherwise (``page`` ignored) the first answer was either cut by a cap or the whole second,
+   and only the list below can tell: if that answer was short of one before it, no fixed cap
+   explains it and it is taken as whole; if not, the walk moves below the second, and if
+   anything older comes, the answer was cut and the rest cannot be read (``PagingError``). If
+   nothing does, the second was the last of the list and is taken as whole. The readings left
+   that can lose records are a server that caps answers and ignores ``page`` and either holds
+   more records in the very oldest second of the whole list than its cap, or cuts by size an
+   answer within one second shorter than one before it (the README lists them).
 
 A record dated at or after the cursor in an answer shows the server keeps records *at* the
 cursor (``<=``, or it compares whole seconds and rounds up); from then on the walker sends the
@@ -52,7 +56,8 @@ What the walk relies on is checked on every answer, and a failed check stops it 
 - no record is dated a second or more after the cursor (else Heymarket ignored the cursor: the
   ``date`` reading of the docs' generated schema);
 - each answer is sorted newest first;
-- pages of a tie bring no record twice, and the same request never returns the same answer twice.
+- windows of a tie repeat records in their places and bring none twice, and the same request
+  never returns the same answer twice.
 
 The boundary is the resume point (``resume_point``: above a second still to be proven whole): a
 walk interrupted at any answer resumes from it, reading at most the records of one second again.
@@ -139,16 +144,36 @@ class WalkStats:
 
 @dataclass
 class _Tie:
-    """A second being read with ``page``: its first answer and the ids seen so far."""
+    """A second read by position with ``page``: the ids of its records, in Heymarket's order."""
 
-    first_ids: list[Hashable]
+    order: list[Hashable]
+    #: The most records a window asks for: the most one answer of the walk held.
     limit: int
+    #: Whether the tie began with an answer short of one before it, which no fixed cap explains:
+    #: if ``page`` turns out ignored, that answer is taken as the whole second.
+    short: bool
     seen: set[Hashable] = field(default_factory=set)
-    page: int = 1
-    #: Whether page 1 repeated page 0, so pages count from 1.
-    from_one: bool = False
-    #: Whether a page has been seen to bring new records, so ``page`` works.
-    works: bool = False
+    #: What ``page`` counts from (0 or 1), once an answer has shown that it works.
+    base: int | None = None
+    #: The ``page`` asked while that is unknown: 1, then 2 if page 1 repeated page 0.
+    trying: int = 1
+    #: Whether the next request asks for the one record just after ``order``.
+    probing: bool = False
+
+    def window(self) -> tuple[int, int]:
+        """``(limit, page)`` of the next request: the one that reads most past ``order``.
+
+        Its offset (``page`` less ``base``, times ``limit``) is at most ``len(order)``, so it may
+        repeat a few records, never skip one.
+        """
+        known = len(self.order)
+        if self.base is None:
+            return known, self.trying  # at ``len(order)`` whichever ``page`` counts from
+        if self.probing:
+            return 1, known + self.base
+        sizes = range(max(1, self.limit // 2), self.limit + 1)
+        size = max(sizes, key=lambda size: (size - known % size, size))
+        return size, known // size + self.base
 
 
 class BackwardWalk:
@@ -244,7 +269,8 @@ class BackwardWalk:
         """The next request to send (only while not ``finished``)."""
         tie = self._tie
         if tie is not None:
-            return WalkRequest(self.boundary, tie.limit, tie.page, self._inclusive)
+            limit, page = tie.window()
+            return WalkRequest(self.boundary, limit, page, self._inclusive)
         return WalkRequest(self.boundary, self._limit, None, self._inclusive)
 
     def advance(self, request: WalkRequest, answer: list[Record]) -> list[Record]:
@@ -340,11 +366,16 @@ class BackwardWalk:
             self._limit = MAX_LIMIT
             self.stats.limit_raised += 1
             return
-        if len(answer) < min(request.limit, self._largest) or len(answer) < MIN_CAP:
+        if len(answer) < MIN_CAP:
             self._below(second)
             return
         ids = [record.get(self.ident) for record in answer]
-        self._tie = _Tie(first_ids=ids, limit=len(answer), seen=set(ids))
+        self._tie = _Tie(
+            order=ids,
+            limit=min(MAX_LIMIT, self._largest),
+            short=len(answer) < min(request.limit, self._largest),
+            seen=set(ids),
+        )
 
     def _below(self, second: str) -> None:
         """The second is whole: move the boundary below it."""
@@ -354,50 +385,74 @@ class BackwardWalk:
             self.finished = True
 
     def _advance_tie(self, request: WalkRequest, answer: list[Record], dated: list[Record]) -> None:
+        """Take a window of the tie: it must repeat what it holds of ``order`` in place.
+
+        No length proves the tie or the list at an end (a cap by size cuts any answer): only a
+        record older than the second, or nothing at the place just after ``order``.
+        """
         tie = t.cast(_Tie, self._tie)
         self.stats.tie_pages += 1
         second = second_of(_instant_text(request.boundary, -1))
         ids = [record.get(self.ident) for record in answer]
-        if not tie.works:
-            if ids == tie.first_ids:
-                if tie.page == 1:
-                    tie.page, tie.from_one = 2, True
+        if tie.base is None:
+            if answer and ids[0] == tie.order[0]:
+                if tie.trying == 1:
+                    tie.trying = 2  # page 1 was page 0 again: pages may count from 1
                     return
-                # ``page`` is ignored. Whether the answer was cut by a cap or held the whole
-                # second, only the list below it can tell: see ``_capped``.
+                # ``page`` is ignored. Whether the first answer was cut or held the whole
+                # second, only its length (if short of one before it) or the list below it
+                # can tell: see ``_capped``.
                 self._tie = None
-                self._capped = (second, tie.limit)
+                if not tie.short:
+                    self._capped = (second, len(tie.order))
                 self._below(second)
                 return
-            tie.works = True
-        repeated = tie.seen.intersection(ids)
-        if repeated:
+            tie.base = tie.trying - 1
+        known = len(tie.order)
+        offset = (t.cast(int, request.page) - tie.base) * request.limit
+        repeated = ids[: max(0, known - offset)]
+        if repeated != tie.order[offset : offset + len(repeated)]:
             msg = (
-                f"Heymarket's answer to {request} repeated a record of an earlier page of the "
-                f"second {second[:19]}Z (id {next(iter(repeated))}): the order inside that "
-                "second changes between requests, so a record may have been skipped"
+                f"Heymarket's answer to {request} did not list the records of the second "
+                f"{second[:19]}Z it repeats in the order an earlier page did: the order inside "
+                "that second changes between requests, so a record may have been skipped"
             )
             raise PagingError(msg)
-        tie.seen.update(ids)
-        if not answer:
-            self._tie = None
-            self.finished = True
+        news = answer[len(repeated) :]
+        if not news:
+            if offset == known:  # nothing at the place just after ``order``: the list ends
+                self._tie = None
+                self.finished = True
+                return
+            tie.probing = True  # cut where the tie was read to, or the end: ask the place after
             return
-        oldest: str = dated[-1][self.key] if dated else second
-        if oldest < second:
+        tie.probing = False
+        within = next(
+            (i for i, record in enumerate(news) if record.get(self.key, second) < second),
+            len(news),
+        )
+        new_ids = ids[len(repeated) : len(repeated) + within]
+        again = tie.seen.intersection(new_ids)
+        if again or len(set(new_ids)) < len(new_ids):
+            msg = (
+                f"Heymarket's answer to {request} repeated a record of an earlier page of the "
+                f"second {second[:19]}Z (id {next(iter(again), new_ids[0])}): the order inside "
+                "that second changes between requests, so a record may have been skipped"
+            )
+            raise PagingError(msg)
+        tie.order.extend(new_ids)
+        tie.seen.update(new_ids)
+        if within < len(news):
             self._tie = None
+            oldest: str = dated[-1][self.key]
             if self.floor is not None and oldest < self.floor:
                 self.finished = True
                 return
             self.boundary = next_second(oldest)
             self._limit = self.page_size
             return
-        if len(answer) < tie.limit:
-            # The last of the list: nothing is older than this second.
-            self._tie = None
-            self.finished = True
-            return
-        tie.page += 1
+        if request.limit > 1:
+            tie.limit = min(MAX_LIMIT, max(tie.limit, len(answer)))
 
 
 def _instant_text(boundary: str, seconds: int) -> str:

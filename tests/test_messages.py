@@ -6,6 +6,7 @@ Each run is the tap's own command line; "synced" means a RECORD reached stdout.
 from __future__ import annotations
 
 import datetime
+import random
 import signal
 
 import pytest
@@ -127,6 +128,22 @@ def test_a_first_sync_of_a_slow_api_splits_its_walk_before_any_answer_is_in():
 def test_a_broadcast_larger_than_a_capped_answer_is_read_with_page(pages):
     with FakeHeymarket(messages=400, broadcasts=2, broadcast_size=130, seed=5) as fake:
         fake.configure(max_limit=50, messages_page=pages)
+        run = run_messages(only_messages(fake))
+        assert run.returncode == 0, run.stderr
+        assert {r["id"] for r in message_records(run)} == {m["id"] for m in fake.all_messages()}
+        assert any("page" in r["body"] for r in message_requests(fake))
+
+
+@pytest.mark.parametrize("pages", ["from-0", "from-1"])
+def test_a_broadcast_read_in_answers_cut_by_size_is_synced_whole(pages):
+    """A cap by bytes cuts each answer at its own length: none proves the broadcast or the list
+    at an end (a short page ended the walk, losing the rest of the broadcast and all older)."""
+    with FakeHeymarket(messages=2000, broadcasts=1, broadcast_size=1300, seed=5) as fake:
+        rng = random.Random(5)
+        for message in fake.all_messages():
+            if message["broadcast_id"]:  # a merge field per recipient: sizes vary
+                fake.change_message(message["id"], text="Hi " + "x" * rng.randrange(2_000))
+        fake.configure(max_bytes=300_000, messages_page=pages)
         run = run_messages(only_messages(fake))
         assert run.returncode == 0, run.stderr
         assert {r["id"] for r in message_records(run)} == {m["id"] for m in fake.all_messages()}

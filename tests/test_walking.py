@@ -55,8 +55,12 @@ class MessagesModel:
         pages: str = "ignored",
         changes: int = 0,
         creates: int = 0,
+        cut_to: int | None = None,
     ) -> None:
         self.rng = rng
+        # A cap that varies (by bytes, say): an answer placed by the limit asked is cut, one in
+        # two, to a random length of at least ``cut_to``.
+        self.cut_to = cut_to
         self.inclusive = inclusive
         self.by_second = by_second
         self.tie_order = tie_order
@@ -119,6 +123,8 @@ class MessagesModel:
         elif self.pages == "from-1":
             page = max(0, page - 1)
         answer = [dict(self.messages[mid]) for _, _, mid in rows[page * limit : (page + 1) * limit]]
+        if self.cut_to is not None and len(answer) > self.cut_to and self.rng.random() < 0.5:
+            answer = answer[: self.rng.randrange(self.cut_to, len(answer))]
         self._churn()
         return answer
 
@@ -227,6 +233,28 @@ def test_a_capped_answer_is_read_whole_or_the_walk_fails_saying_so(
         assert model.largest_second() >= cap
         assert pages == "ignored" or tie_order == "unstable", exc
         return
+    assert {m["id"] for m in passed} >= model.between(None, TOP)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    size=st.integers(0, 200),
+    broadcast=st.sampled_from([0, 150, 1_500, 2_600]),
+    pages=st.sampled_from(["from-0", "from-1"]),
+    cut_to=st.sampled_from([MIN_CAP, 60]),
+    reading=readings,
+)
+def test_answers_cut_at_lengths_that_vary_lose_nothing_where_page_works(
+    seed, size, broadcast, pages, cut_to, reading
+):
+    """No answer's length proves a tie whole or the list ended: a cap by size cuts any answer
+    anywhere, a tie's first, its pages, and the one that looks like the list's last."""
+    model = MessagesModel(
+        random.Random(seed), size, broadcast=broadcast, pages=pages, cut_to=cut_to, **reading
+    )
+    walker = BackwardWalk(top=TOP, floor=None, limit=100)
+    passed = walk(model, walker)
     assert {m["id"] for m in passed} >= model.between(None, TOP)
 
 

@@ -87,8 +87,8 @@ class Knobs:
     )
     max_bytes: int | None = _knob(
         None,
-        "most bytes of contacts one answer holds (at least one contact): the page is placed by"
-        " the limit asked, then cut, so answers vary in length the way a cap by size would",
+        "most bytes of contacts or messages one answer holds (at least one record): the page is"
+        " placed by the limit asked, then cut, so answers vary in length as a cap by size would",
         at_least=1,
     )
     messages_cursor: str = _knob(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from testbed.fake_heymarket.generator import UPDATE_LAG_US, MessageGenerator, next_status
-from testbed.fake_heymarket.store import UNPARSEABLE_US, _id_key
+from testbed.fake_heymarket.store import UNPARSEABLE_US, _id_key, fitting
 from testbed.fake_heymarket.wire import before_threshold_us, format_us, go_json, is_int, parse_ns
 
 if TYPE_CHECKING:
@@ -176,6 +176,8 @@ class MessageStore:
             if not ascending:
                 chosen.reverse()
             chunk = [texts[index] for index in chosen]
+        if knobs.max_bytes is not None:
+            chunk = fitting(chunk, knobs.max_bytes)
         if knobs.order == "shuffled":
             self._order_rng.shuffle(chunk)
         return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")

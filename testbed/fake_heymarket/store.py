@@ -114,7 +114,7 @@ class ContactStore:
                 chosen = rows[max(stop - limit, 0) : max(stop, 0)][::-1]
             chunk = [self._json[index] for index in chosen]
         if knobs.max_bytes is not None:
-            chunk = _fitting(chunk, knobs.max_bytes)
+            chunk = fitting(chunk, knobs.max_bytes)
         if knobs.order == "shuffled":
             self._order_rng.shuffle(chunk)
         return ("[" + ",".join(chunk) + "]").encode("utf-8", "surrogatepass")
@@ -256,8 +256,8 @@ class ContactStore:
         return sorted(range(low, len(keys)), key=lambda i: (keys[i][0], tie_key(keys[i][2])))
 
 
-def _fitting(chunk: list[str], max_bytes: int) -> list[str]:
-    """The leading contacts of ``chunk`` whose JSON fits in ``max_bytes`` (at least one)."""
+def fitting(chunk: list[str], max_bytes: int) -> list[str]:
+    """The leading records of ``chunk`` whose JSON fits in ``max_bytes`` (at least one)."""
     used = 0
     for count, text in enumerate(chunk):
         used += len(text) + 1
