@@ -151,6 +151,7 @@ def test_wheel_holds_the_tap_package_and_its_metadata_alone(release: Release):
     assert "tap_heymarket/tap.py" in names
     assert "tap-heymarket = tap_heymarket.tap:TapHeymarket.cli" in entry_points
     assert "License-Expression: Apache-2.0" in metadata.splitlines()
+    assert f"tap_heymarket-{VERSION}.dist-info/licenses/LICENSE" in names  # the text, beside it
 
 
 def test_sdist_holds_the_tests_and_the_testbed_they_import(release: Release):
