@@ -414,8 +414,9 @@ class BackwardWalk:
         if repeated != tie.order[offset : offset + len(repeated)]:
             msg = (
                 f"Heymarket's answer to {request} did not list the records of the second "
-                f"{second[:19]}Z it repeats in the order an earlier page did: the order inside "
-                "that second changes between requests, so a record may have been skipped"
+                f"{second[:19]}Z it repeats where an earlier page did: they changed places "
+                "between requests (a new order, or records that left), so one may have been "
+                "skipped"
             )
             raise PagingError(msg)
         news = answer[len(repeated) :]
