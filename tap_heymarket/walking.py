@@ -21,25 +21,27 @@ Only when an answer lies within the one second below the boundary can the bounda
 
 1. the limit is raised to ``MAX_LIMIT`` and the same cursor asked again (a larger answer costs
    no more against the rate limit than another request);
-2. if Heymarket gives fewer than asked (a cap, fixed or varying with the records' size; an
-   answer shorter than ``MIN_CAP`` holds the whole second, as a cap is taken to let at least
-   that many through), the second is read by place with ``page``: page 1 at a limit of what it gave, and page 2 if
-   page 1 repeats page 0 (pages counted from 1); then windows whose offset (a multiple of their
-   limit) falls at or just before the place read to, no longer than the longest answer seen.
-   A window must list the records it repeats in their places and bring no record already seen:
-   that is the only way a changed order inside the tie could hide another; it fails the walk.
-   A window reaching a record older than the second ends the tie. No length ends it: a cap by
-   size cuts any answer, even just where the tie was read to, so a window that brings nothing
-   new is followed by a request for the one record at the place after the last one read, and
-   only nothing there ends the list;
-3. otherwise (``page`` ignored) the first answer was either cut by a cap or the whole second,
-   and only the list below can tell: if that answer was short of one before it, no fixed cap
-   explains it and it is taken as whole; if not, the walk moves below the second, and if
-   anything older comes, the answer was cut and the rest cannot be read (``PagingError``). If
-   nothing does, the second was the last of the list and is taken as whole. The readings left
-   that can lose records are a server that caps answers and ignores ``page`` and either holds
-   more records in the very oldest second of the whole list than its cap, or cuts by size an
-   answer within one second shorter than one before it (the README lists them).
+2. if Heymarket gives fewer than asked (a cap, fixed or varying with the records' size; an answer
+   shorter than ``MIN_CAP`` holds the whole second, as a cap is taken to let at least that many
+   through), the second is read by place with ``page``: page 1 at a limit of what it gave, and page
+   2 if page 1 repeats page 0 (pages counted from 1); then windows whose offset (a multiple of
+   their limit) falls at or just before the place read to, no longer than the longest answer seen,
+   and placed to read most past it at the length the last answer was cut to (a cap by size cuts the
+   same window the same way; the same window is never asked twice in a row). A window must list the
+   records it repeats in their places and bring no record already seen: that is the only way a
+   changed order inside the tie could hide another; it fails the walk. A window reaching a record
+   older than the second ends the tie. No length ends it: a cap by size cuts any answer, even just
+   where the tie was read to, so a window that brings nothing new is followed by a request for the
+   one record at the place after the last one read, and only nothing there ends the list;
+3. otherwise (``page`` ignored) the first answer was either cut by a cap or the whole second. Pages
+   1 and 2 repeating it at other lengths show a cap that varies: the rest of the second cannot be
+   read (``PagingError``). Else only the list below can tell: if that answer was short of one
+   before it, no fixed cap explains it and it is taken as whole; if not, the walk moves below the
+   second, and if anything older comes, the answer was cut and the rest cannot be read
+   (``PagingError``). If nothing does, the second was the last of the list and is taken as whole.
+   The readings left that can lose records are a server that caps answers and ignores ``page`` and
+   either holds more records in the very oldest second of the whole list than its cap, or cuts by
+   size an answer within one second shorter than one before it (the README lists them).
 
 A record dated at or after the cursor in an answer shows the server keeps records *at* the
 cursor (``<=``, or it compares whole seconds and rounds up); from then on the walker sends the
@@ -159,9 +161,14 @@ class _Tie:
     trying: int = 1
     #: Whether the next request asks for the one record just after ``order``.
     probing: bool = False
+    #: The lengths of the answers to pages 1 and 2 that repeated page 0.
+    lengths: set[int] = field(default_factory=set)
+    #: How many records an answer is likely to hold: the last one's length if it was cut
+    #: (a cap by size cuts the same window the same way), else the most seen.
+    served: int = 0
 
     def window(self) -> tuple[int, int]:
-        """``(limit, page)`` of the next request: the one that reads most past ``order``.
+        """``(limit, page)`` of the next request: the one likely to read most past ``order``.
 
         Its offset (``page`` less ``base``, times ``limit``) is at most ``len(order)``, so it may
         repeat a few records, never skip one.
@@ -171,8 +178,10 @@ class _Tie:
             return known, self.trying  # at ``len(order)`` whichever ``page`` counts from
         if self.probing:
             return 1, known + self.base
-        sizes = range(max(1, self.limit // 2), self.limit + 1)
-        size = max(sizes, key=lambda size: (size - known % size, size))
+        served = self.served or self.limit
+        size = max(
+            range(1, self.limit + 1), key=lambda size: (min(size, served) - known % size, size)
+        )
         return size, known // size + self.base
 
 
@@ -384,6 +393,35 @@ class BackwardWalk:
         if self.floor is not None and self.boundary <= self.floor:
             self.finished = True
 
+    def _page_repeats(self, tie: _Tie, ids: list[Hashable], second: str) -> bool:
+        """While what ``page`` counts from is unknown: whether the answer was page 0 again.
+
+        Page 1 may be page 0 (pages counted from 1); page 2 too means ``page`` is ignored, and
+        then whether the first answer was cut or held the whole second, only its length (if
+        short of one before it) or the list below it can tell: see ``_capped``.
+        """
+        if not ids or ids[0] != tie.order[0]:
+            tie.base = tie.trying - 1
+            return False
+        tie.lengths.add(len(ids))
+        if tie.trying == 1:
+            tie.trying = 2
+            return True
+        if tie.lengths != {len(tie.order)}:
+            # Page 0 again, cut to other lengths: answers are cut at lengths that vary, so
+            # the first may be cut too, and ``page`` cannot read on.
+            msg = (
+                f"Heymarket cut answers within the second {second[:19]}Z at lengths that vary "
+                f"({len(tie.order)}, then {sorted(tie.lengths)}) and ignores page: the rest of "
+                "that second cannot be read"
+            )
+            raise PagingError(msg)
+        self._tie = None
+        if not tie.short:
+            self._capped = (second, len(tie.order))
+        self._below(second)
+        return True
+
     def _advance_tie(self, request: WalkRequest, answer: list[Record], dated: list[Record]) -> None:
         """Take a window of the tie: it must repeat what it holds of ``order`` in place.
 
@@ -394,22 +432,13 @@ class BackwardWalk:
         self.stats.tie_pages += 1
         second = second_of(_instant_text(request.boundary, -1))
         ids = [record.get(self.ident) for record in answer]
-        if tie.base is None:
-            if answer and ids[0] == tie.order[0]:
-                if tie.trying == 1:
-                    tie.trying = 2  # page 1 was page 0 again: pages may count from 1
-                    return
-                # ``page`` is ignored. Whether the first answer was cut or held the whole
-                # second, only its length (if short of one before it) or the list below it
-                # can tell: see ``_capped``.
-                self._tie = None
-                if not tie.short:
-                    self._capped = (second, len(tie.order))
-                self._below(second)
-                return
-            tie.base = tie.trying - 1
+        if tie.base is None and self._page_repeats(tie, ids, second):
+            return
         known = len(tie.order)
-        offset = (t.cast(int, request.page) - tie.base) * request.limit
+        offset = (t.cast(int, request.page) - t.cast(int, tie.base)) * request.limit
+        if request.limit > 1:
+            cut = len(answer) < request.limit
+            tie.served = len(answer) if cut else max(tie.served, len(answer))
         repeated = ids[: max(0, known - offset)]
         if repeated != tie.order[offset : offset + len(repeated)]:
             msg = (
@@ -429,7 +458,7 @@ class BackwardWalk:
             return
         tie.probing = False
         within = next(
-            (i for i, record in enumerate(news) if record.get(self.key, second) < second),
+            (i for i, record in enumerate(news) if (record.get(self.key) or second) < second),
             len(news),
         )
         new_ids = ids[len(repeated) : len(repeated) + within]
@@ -454,6 +483,8 @@ class BackwardWalk:
             return
         if request.limit > 1:
             tie.limit = min(MAX_LIMIT, max(tie.limit, len(answer)))
+        if tie.window() == (request.limit, request.page):
+            tie.probing = True  # the same window would bring the same answer: read on past it
 
 
 def _instant_text(boundary: str, seconds: int) -> str:

@@ -258,6 +258,73 @@ def test_answers_cut_at_lengths_that_vary_lose_nothing_where_page_works(
     assert {m["id"] for m in passed} >= model.between(None, TOP)
 
 
+class SizedModel(MessagesModel):
+    """A cap by size that cuts the same window the same way every time: each message has a
+    size, and an answer is the longest prefix of its page within ``budget`` (at least
+    ``MIN_CAP``)."""
+
+    def __init__(self, budget: int, seconds: list[tuple[int, int, int]], pages: str) -> None:
+        """``seconds``: (second after BASE, messages, bytes each), newest first."""
+        super().__init__(random.Random(0), 0, pages=pages)
+        self.budget = budget
+        self.size: dict[int, int] = {}
+        for at, count, size in seconds:
+            stamp = _fixed(BASE + datetime.timedelta(seconds=at))
+            for _ in range(count):
+                message_id = len(self.messages) + 1
+                self.messages[message_id] = {"id": message_id, "date": stamp, "updated": stamp}
+                self.size[message_id] = size
+
+    def answer(self, request: WalkRequest) -> list[dict]:
+        kept, used = [], 0
+        for message in super().answer(request):
+            used += self.size[message["id"]]
+            if used > self.budget and len(kept) >= MIN_CAP:
+                break
+            kept.append(message)
+        return kept
+
+
+@pytest.mark.parametrize("pages", ["from-0", "from-1"])
+@pytest.mark.parametrize(
+    ("budget", "seconds", "most_requests"),
+    [
+        # Small messages, then a broadcast of large ones: a window as long as the small answers
+        # is cut to the same dozen every time (asking it twice failed the walk).
+        (25_000, [(200 + i, 1, 100) for i in range(100)] + [(100, 300, 2_000), (0, 1, 100)], 40),
+        # A broadcast of small messages read at 1,000 a page, then one of large ones below it:
+        # windows as long as the first broadcast's answers made two requests a message.
+        (120_000, [(100, 1_200, 100), (50, 800, 2_500), (0, 1, 100)], 30),
+    ],
+)
+def test_a_tie_cut_by_size_the_same_way_every_time_is_read_in_windows_that_fit(
+    pages, budget, seconds, most_requests
+):
+    model = SizedModel(budget, seconds, pages)
+    walker = BackwardWalk(top=TOP, floor=None, limit=100)
+    passed = walk(model, walker)
+    assert {m["id"] for m in passed} == set(model.messages)
+    assert walker.stats.requests <= most_requests
+
+
+def test_an_undated_record_in_a_tie_window_is_passed_on_as_part_of_that_second():
+    model = MessagesModel(random.Random(5), 0, pages="from-0", cap=20)
+    tied = _fixed(BASE + datetime.timedelta(seconds=5))
+    for message_id in range(1, 41):
+        model.messages[message_id] = {"id": message_id, "date": tied, "updated": ""}
+    model.messages[99] = {"id": 99, "date": _fixed(BASE), "updated": ""}
+    walker = BackwardWalk(top=TOP, floor=None, limit=100)
+    for _ in range(2):  # the tie's first answer, then the limit raised: page 1 is next
+        request = walker.request()
+        walker.advance(request, model.answer(request))
+    request = walker.request()
+    assert request.page == 1
+    answer = model.answer(request)
+    answer[-1] = {**answer[-1], "date": None}
+    assert walker.advance(request, answer)[-1]["date"] is None
+    assert not walker.finished and walker.request().page == 2
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     seed=st.integers(0, 2**32),
