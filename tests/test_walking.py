@@ -307,6 +307,23 @@ def test_a_tie_cut_by_size_the_same_way_every_time_is_read_in_windows_that_fit(
     assert walker.stats.requests <= most_requests
 
 
+def test_a_tie_cut_at_lengths_that_vary_where_page_is_ignored_fails_the_walk_saying_so():
+    """Page 0 again at another length: a cap that varies, so the first answer may be cut too."""
+    model = MessagesModel(random.Random(7), 0)  # ``page`` ignored
+    tied = _fixed(BASE + datetime.timedelta(seconds=5))
+    for message_id in range(1, 61):
+        model.messages[message_id] = {"id": message_id, "date": tied, "updated": ""}
+    model.messages[99] = {"id": 99, "date": _fixed(BASE), "updated": ""}
+    walker = BackwardWalk(top=TOP, floor=None, limit=30)
+    # Whole at 30 (twice: the boundary comes down to the tie first), then cut to 40 at limit
+    # 1,000, then pages 1 and 2 (page 0 again) cut to 35 and 38.
+    cuts = iter([30, 30, 40, 35, 38])
+    with pytest.raises(PagingError, match=r"at lengths that vary \(40, then \[35, 38\]\)"):
+        while not walker.finished:
+            request = walker.request()
+            walker.advance(request, model.answer(request)[: next(cuts)])
+
+
 def test_an_undated_record_in_a_tie_window_is_passed_on_as_part_of_that_second():
     model = MessagesModel(random.Random(5), 0, pages="from-0", cap=20)
     tied = _fixed(BASE + datetime.timedelta(seconds=5))
