@@ -37,8 +37,8 @@ Only when an answer lies within the one second below the boundary can the bounda
    1 and 2 repeating it at other lengths show a cap that varies: the rest of the second cannot be
    read (``PagingError``). Else only the list below can tell: if that answer was short of one
    before it, no fixed cap explains it and it is taken as whole; if not, the walk moves below the
-   second, and if anything older comes, the answer was cut and the rest cannot be read
-   (``PagingError``). If nothing does, the second was the last of the list and is taken as whole.
+   second, even past its floor, and if anything older comes, the answer was cut and the rest
+   cannot be read (``PagingError``). If nothing does, the second was the last of the list and is taken as whole.
    The readings left that can lose records are a server that caps answers and ignores ``page`` and
    either holds more records in the very oldest second of the whole list than its cap, or cuts by
    size an answer within one second shorter than one before it (the README lists them).
@@ -400,7 +400,7 @@ class BackwardWalk:
         then whether the first answer was cut or held the whole second, only its length (if
         short of one before it) or the list below it can tell: see ``_capped``.
         """
-        if not ids or ids[0] != tie.order[0]:
+        if not ids or ids != tie.order[: len(ids)]:
             tie.base = tie.trying - 1
             return False
         tie.lengths.add(len(ids))
@@ -420,6 +420,10 @@ class BackwardWalk:
         if not tie.short:
             self._capped = (second, len(tie.order))
         self._below(second)
+        if self._capped is not None:
+            # Not even at the floor (a split's, or the bookmark's) is it whole until the list
+            # below it shows nothing older, as it does when no floor stops the walk.
+            self.finished = False
         return True
 
     def _advance_tie(self, request: WalkRequest, answer: list[Record], dated: list[Record]) -> None:
@@ -462,11 +466,12 @@ class BackwardWalk:
             len(news),
         )
         new_ids = ids[len(repeated) : len(repeated) + within]
-        again = tie.seen.intersection(new_ids)
-        if again or len(set(new_ids)) < len(new_ids):
+        keyed = [ident for ident in new_ids if ident is not None]  # no id: nothing to match
+        again = tie.seen.intersection(keyed)
+        if again or len(set(keyed)) < len(keyed):
             msg = (
                 f"Heymarket's answer to {request} repeated a record of an earlier page of the "
-                f"second {second[:19]}Z (id {next(iter(again), new_ids[0])}): the order inside "
+                f"second {second[:19]}Z (id {next(iter(again), keyed[0])}): the order inside "
                 "that second changes between requests, so a record may have been skipped"
             )
             raise PagingError(msg)

@@ -324,6 +324,40 @@ def test_a_tie_cut_at_lengths_that_vary_where_page_is_ignored_fails_the_walk_say
             walker.advance(request, model.answer(request)[: next(cuts)])
 
 
+def test_a_capped_tie_on_the_floor_fails_when_page_is_ignored_as_it_does_above_it():
+    """A floor (the bookmark's, or a split's) at the tie's second does not make it whole."""
+    model = MessagesModel(random.Random(1), 0, cap=50)  # ``page`` ignored
+    tied = BASE + datetime.timedelta(seconds=100)
+    for message_id in range(1, 81):
+        at = _fixed(tied + datetime.timedelta(microseconds=message_id))
+        model.messages[message_id] = {"id": message_id, "date": at, "updated": ""}
+    for message_id in range(81, 91):
+        at = _fixed(BASE + datetime.timedelta(seconds=message_id))
+        model.messages[message_id] = {"id": message_id, "date": at, "updated": ""}
+    walker = BackwardWalk(top=TOP, floor=_fixed(tied), limit=100)
+    with pytest.raises(PagingError, match="at most 50 records created within the second"):
+        walk(model, walker)
+
+
+def test_records_without_an_id_in_a_tie_are_read_past_not_matched():
+    """No id is no identity: two records without one are not one record read twice."""
+
+    def answer(request: WalkRequest) -> list[dict]:
+        kept = [row for row in rows if row["date"] < request.boundary]
+        limit = min(request.limit, 20)  # a cap of 20, offsets by the limit served
+        page = request.page or 0
+        return [dict(row) for row in kept[page * limit : (page + 1) * limit]]
+
+    tied = _fixed(BASE + datetime.timedelta(seconds=100))
+    rows = [{"id": None if at in (0, 20, 40) else 100 - at, "date": tied} for at in range(80)]
+    walker = BackwardWalk(top=TOP, floor=None, limit=100)
+    passed: list[dict] = []
+    while not walker.finished:
+        request = walker.request()
+        passed += walker.advance(request, answer(request))
+    assert {m["id"] for m in passed} == {m["id"] for m in rows}
+
+
 def test_an_undated_record_in_a_tie_window_is_passed_on_as_part_of_that_second():
     model = MessagesModel(random.Random(5), 0, pages="from-0", cap=20)
     tied = _fixed(BASE + datetime.timedelta(seconds=5))
