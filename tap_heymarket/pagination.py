@@ -325,6 +325,26 @@ class ContactsPaginator:
         """The most contacts Heymarket answered with, if it seems to cap answers below the limit."""
         return self._largest_answer if self._answers_at_cap >= CAP_EVIDENCE else None
 
+    @property
+    def cut_short(self) -> bool:
+        """Whether an answer may have been, or was, cut short of the limit by a cap."""
+        return self._maybe_capped or self._cut is not None
+
+    def ask_at_most(self, limit: int) -> None:
+        """Ask for no more than ``limit`` contacts next, if the next request starts a fresh ``date``.
+
+        For a reader that knows where it stops (a lane ends where the next one starts). A page
+        0 may ask for fewer: no reading of a cap moves its offset, and whatever it holds is
+        read on from as usual.
+        """
+        current = self.current
+        if current.page or self._plan or current in self._named_ahead:
+            return  # windows are placed after it, or it may be in flight already
+        if self._probing or self._rechecking:
+            return
+        if limit < current.limit:
+            self.current = PageRequest(current.date, 0, max(limit, MIN_FIRST_LIMIT))
+
     def _limit(self, wanted: int) -> int:
         """``wanted``, or no more than Heymarket has been seen to send while it may be capping."""
         if self._cut is not None:
@@ -550,10 +570,10 @@ class ContactsPaginator:
         if self._rechecking:
             self._take_recheck(page)
             return []
-        _check_sorted(request, page)
+        check_sorted(request, page)
         if len({contact.get("updated") for contact in page} - {None}) > 1:
             self.order_shown = True
-        keys = [_key(contact) for contact in page]
+        keys = [contact_key(contact) for contact in page]
         floor = self._read_before(request)
 
         start = 0
@@ -881,7 +901,7 @@ class ContactsPaginator:
         join = self._probe_join
         if join is None:
             return False
-        key, found = _key(join), _key(contact)
+        key, found = contact_key(join), contact_key(contact)
         if key is None:  # by its id, if it has one: a field may change from one answer to the next
             return (
                 contact.get("id") == join["id"] if join.get("id") is not None else contact == join
@@ -907,7 +927,7 @@ class ContactsPaginator:
             for contact in after
             if contact.get("updated") is None or contact["updated"] < self.next_run_reads_from
         ]
-        if not joined and all(_key(contact) in self._passed_on for contact in due):
+        if not joined and all(contact_key(contact) in self._passed_on for contact in due):
             # The last contact is not in its place, and nothing after it shows: one before it
             # left meanwhile (or the order there changed).
             self._moved_meanwhile(probe)
@@ -960,7 +980,7 @@ class ContactsPaginator:
 
     def _read_past_join(self) -> bool:
         """Whether a contact passed on stands after the last one of the answer the probe checks."""
-        key = _key(self._probe_join) if self._probe_join is not None else None
+        key = contact_key(self._probe_join) if self._probe_join is not None else None
         furthest = self._furthest
         return (
             key is not None and furthest is not None and key != furthest and key[0] <= furthest[0]
@@ -1130,14 +1150,15 @@ def _overlap(window: int) -> int:
     return max(1, window // 10)
 
 
-def _key(contact: dict[str, t.Any]) -> Key | None:
+def contact_key(contact: dict[str, t.Any]) -> Key | None:
+    """(updated, id) of a contact, or None if it lacks either: it cannot be placed."""
     updated, contact_id = contact.get("updated"), contact.get("id")
     if updated is None or contact_id is None:
         return None
     return updated, contact_id
 
 
-def _check_sorted(request: PageRequest, page: list[dict[str, t.Any]]) -> None:
+def check_sorted(request: PageRequest, page: list[dict[str, t.Any]]) -> None:
     """Raise unless the page is sorted by ``updated``, oldest first, as the request asked."""
     before: dict[str, t.Any] | None = None
     for contact in page:

@@ -23,13 +23,14 @@ from tap_heymarket.fields import (
     TEAM_MEMBERS,
     TEMPLATES,
 )
+from tap_heymarket.lanes import LanedPaginator
 from tap_heymarket.normalize import (
     NormalizeReport,
     decode_contacts,
     normalize_record,
     normalize_timestamp,
 )
-from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
+from tap_heymarket.pagination import PageRequest, PagingError
 from tap_heymarket.sdk_internals import FullPass, SortedStreamFastPath, fixed_width
 from tap_heymarket.stream_bases import Findings, ListStream, WalkedStream, log_findings
 
@@ -75,7 +76,7 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._paginator: ContactsPaginator | None = None
+        self._paginator: LanedPaginator | None = None
 
     def bookmark_may_move(self) -> bool:
         """Not before Heymarket has shown it sorts as asked (or the sync ended without it).
@@ -131,7 +132,7 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
                 "Deletion sweep: reading every contact; those not read are marked deleted"
             )
             self.begin_full_pass()
-        paginator = ContactsPaginator(
+        paginator = LanedPaginator(
             page_size=self.config["page_size"], since=since, signpost=self.signpost
         )
         self._paginator = paginator
@@ -143,7 +144,7 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
         self.logger.info("Syncing contacts updated since %s", since or "the beginning")
         if since is None:
             self.progress.total = self.count(COUNT_CONTACTS_PATH, {})
-            # The whole list: its count bounds the windows named ahead near its end.
+            # The whole list: its count places lanes, and bounds windows named ahead.
             paginator.listed = self.progress.total
         # Made here, once: the fetching threads share them.
         _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
@@ -198,7 +199,7 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
             yield contact
         self.progress.records_written(written)
 
-    def _log_summary(self, paginator: ContactsPaginator, found: Findings, unused: int) -> None:
+    def _log_summary(self, paginator: LanedPaginator, found: Findings, unused: int) -> None:
         if found.latest_future is not None:
             self.logger.warning(
                 "%d contacts were dated in the future (latest: contact %s, updated %s); they were "
@@ -211,12 +212,13 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
             )
         stats = paginator.stats
         self.logger.info(
-            "Contacts sync done in %.0f s: %d contacts, %d requests, %d contacts read, "
-            "%d re-reads skipped, %d window slides, %d end-of-list probes, %d requests sent "
-            "ahead and not needed, %d answers asked again alone",
+            "Contacts sync done in %.0f s: %d contacts, %d requests in %d lanes, %d contacts "
+            "read, %d re-reads skipped, %d window slides, %d end-of-list probes, %d requests "
+            "sent ahead and not needed, %d answers asked again alone",
             self.progress.elapsed,
             self.progress.records,
             stats.requests,
+            paginator.lanes_started,
             stats.contacts_read,
             stats.reread,
             stats.slid_back,

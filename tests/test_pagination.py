@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tap_heymarket.lanes import LANES_PAGES, LanedPaginator
 from tap_heymarket.normalize import TIMESTAMP_FORMAT
 from tap_heymarket.pagination import (
     ContactsPaginator,
@@ -211,11 +212,14 @@ def sync(
     (Churn has to stop at some point: a sync with one contact per page never outruns an
     account that gains two contacts per request.)
 
+    The paginator is the stream's: in lanes where the list's count is known and several
+    requests are in flight, one paginator otherwise.
+
     Returns what was emitted, the paginator and the error that stopped it, if one did. After
     an error, what was emitted is cut where the last STATE could have been written: the stream
     moves no bookmark before Heymarket has shown its order (``bookmark_may_move``).
     """
-    paginator = ContactsPaginator(page_size=page_size, since=since, signpost=signpost)
+    paginator = LanedPaginator(page_size=page_size, since=since, signpost=signpost)
     paginator.listed = listed
     sent: dict[PageRequest, list[dict] | None] = {}  # None: not answered yet
     emitted: list[dict] = []
@@ -243,7 +247,7 @@ def sync(
     return emitted, paginator, error
 
 
-def bookmark(emitted: list[dict], paginator: ContactsPaginator) -> str | None:
+def bookmark(emitted: list[dict], paginator: LanedPaginator) -> str | None:
     """The bookmark the stream leaves after a run that emitted ``emitted`` and ended well."""
     dated = [contact["updated"] for contact in emitted if contact["updated"] is not None]
     if not dated:
@@ -256,7 +260,7 @@ def assert_whole_in_order_and_once(
     page_size: int,
     at_start: dict[int, str],
     emitted: list[dict],
-    paginator: ContactsPaginator,
+    paginator: LanedPaginator,
 ) -> None:
     """In ``updated`` order, each version once, no gap behind any prefix, nothing due lost.
 
@@ -278,7 +282,7 @@ def assert_whole_in_order_and_once(
 
 
 def assert_the_next_run_finds_the_rest(
-    model: ListModel, page_size: int, first: list[dict], paginator: ContactsPaginator
+    model: ListModel, page_size: int, first: list[dict], paginator: LanedPaginator
 ) -> None:
     """A run from the bookmark the first one left emits every version the first one missed."""
     second, _, error = sync(model, page_size, bookmark(first, paginator), 0, 0, signpost=LATER)
@@ -303,6 +307,7 @@ def assert_the_next_run_finds_the_rest(
     offset_by_cap=st.booleans(),
     in_flight=st.sampled_from([1, 2, 4, 12]),
     recent=st.booleans(),
+    listed=st.booleans(),
 )
 def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
     seed,
@@ -318,7 +323,9 @@ def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
     offset_by_cap,
     in_flight,
     recent,
+    listed,
 ):
+    """``listed``: a first sync, which knows the list's count (then read in lanes)."""
     model = ListModel(
         random.Random(seed),
         size,
@@ -333,7 +340,9 @@ def test_every_contact_present_at_the_start_is_emitted_in_order_under_churn(
     )
     at_start = dict(model.contacts)
 
-    emitted, paginator, error = sync(model, page_size, None, updates, creates, in_flight)
+    emitted, paginator, error = sync(
+        model, page_size, None, updates, creates, in_flight, listed=size if listed else None
+    )
 
     assert error is None
     assert_whole_in_order_and_once(model, page_size, at_start, emitted, paginator)
@@ -872,13 +881,17 @@ SPARSE_STEPS = (1, 500_000, 2_000_000, 5_000_000, 20_000_000, 45_000_000, 60_000
                 90_000_000, 300_000_000, 900_000_000)  # fmt: skip
 
 
-def _requests_sent(model: ListModel, in_flight: int) -> int:
+def _requests_sent(
+    model: ListModel, in_flight: int, paginator: ContactsPaginator | LanedPaginator | None = None
+) -> int:
     """Every request sent to read the whole list (those whose answers were dropped too).
 
     The stream's way: the requests ``upcoming()`` names are in flight, answered in order; an
-    answer no longer named is dropped. A first sync: the list's count is known.
+    answer no longer named is dropped. A first sync: the list's count is known. The paginator
+    is one ``ContactsPaginator`` unless given.
     """
-    paginator = ContactsPaginator(page_size=100, since=None, signpost=SIGNPOST)
+    if paginator is None:
+        paginator = ContactsPaginator(page_size=100, since=None, signpost=SIGNPOST)
     paginator.listed = len(model.contacts)
     sent: dict[PageRequest, list[dict]] = {}
     asked = 0
@@ -979,3 +992,105 @@ def test_windows_moved_across_gaps_lose_nothing_under_churn(
 
     assert error is None
     assert_whole_in_order_and_once(model, 100, at_start, emitted, paginator)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("in_flight", [4, 12])
+def test_lanes_cost_at_most_a_request_a_lane_more_than_one_at_a_time(seed, in_flight):
+    """A first sync read in lanes costs what one paginator at a time does, and a part of a
+    request where each lane ends; where contacts often share a second, that is less than
+    windows named ahead cost (each must repeat enough to join whatever second the one before
+    ends on).
+    """
+    model = ListModel(random.Random(seed), 12_000, 0, exclusive=True, by_second=True)
+    lanes = LanedPaginator(page_size=100, since=None, signpost=SIGNPOST)
+
+    sequential = _requests_sent(model, 1)
+    in_lanes = _requests_sent(model, in_flight, lanes)
+    ahead = _requests_sent(model, in_flight)
+
+    assert 1 < lanes.lanes_started <= in_flight
+    assert in_lanes <= sequential + lanes.lanes_started, (in_lanes, sequential)
+    assert in_lanes < ahead
+
+
+@pytest.mark.parametrize("in_flight", [4, 12])
+def test_lanes_keep_the_requests_asked_for_in_flight_until_the_last_lanes_end(in_flight):
+    """Every answer but the last ones is taken with ``in_flight`` requests named, or one fewer
+    once the last lane has ended: it is the shortest, so that the probe of the list's end goes
+    out while the others still read (``in_flight_target`` counts one more than the latency needs).
+    """
+    model = ListModel(random.Random(5), 24_000, 0, exclusive=False, by_second=False)
+    paginator = LanedPaginator(page_size=100, since=None, signpost=SIGNPOST)
+    paginator.listed = len(model.contacts)
+    sent: dict[PageRequest, list[dict]] = {}
+    named: list[int] = []
+    while not paginator.finished:
+        wanted = paginator.upcoming(in_flight)
+        sent = {request: sent.get(request) or model.answer(request) for request in wanted}
+        named.append(len(wanted))
+        paginator.advance(sent.pop(paginator.current))
+
+    short = [index for index, count in enumerate(named) if count < in_flight - 1]
+    assert all(index >= len(named) - in_flight for index in short), (short, len(named))
+    assert paginator.stats.probes == 1
+
+
+def test_what_lanes_ahead_hold_is_bounded_and_passed_on_as_it_was_read():
+    """Lanes after the first hold what they read until it ends: LANES_PAGES pages at most,
+    encoded, and passed on decoded to the same values (strings, numbers, nested objects).
+    """
+    model = ListModel(random.Random(8), 60_000, 0, exclusive=True, by_second=False)
+    extra = {"note": "naïve 🚀 \u0000", "score": 0.1 + 0.2, "big": 2**62, "tags": [{"id": 1}]}
+    paginator = LanedPaginator(page_size=100, since=None, signpost=SIGNPOST)
+    paginator.listed = len(model.contacts)
+    sent: dict[PageRequest, list[dict]] = {}
+    emitted: list[dict] = []
+    most_held = 0
+    while not paginator.finished:
+        wanted = paginator.upcoming(12)
+        sent = {
+            request: sent.get(request) or [c | extra for c in model.answer(request)]
+            for request in wanted
+        }
+        emitted.extend(paginator.advance(sent.pop(paginator.current)))
+        most_held = max(most_held, sum(len(lane.held.seconds) for lane in paginator._lanes))
+
+    assert paginator.lanes_started > 12, "lanes start as others end"
+    assert most_held <= LANES_PAGES * 100
+    assert sorted(c["id"] for c in emitted) == sorted(model.contacts)
+    assert all(c | extra == c for c in emitted)
+    assert [c["updated"] for c in emitted] == sorted(c["updated"] for c in emitted)
+
+
+def test_a_seed_asked_before_churn_that_lands_behind_the_seed_before_it_starts_no_lane():
+    """Answers in flight are evaluated in any order. A seed evaluated before many contacts
+    left the front of the list can start behind the seed of the lane before it, evaluated
+    after: that lane would end at the later seed's start while the earlier one ends at its
+    own, and the contacts between would be passed on twice. Such a seed is dropped.
+    """
+    model = ListModel(
+        random.Random(1), 4000, 0, exclusive=False, by_second=True, steps=(1_000_000,)
+    )
+    at_start = dict(model.contacts)
+    paginator = LanedPaginator(page_size=100, since=None, signpost=SIGNPOST)
+    paginator.listed = 4000
+    first, *seeds = paginator.upcoming(4)
+    assert [seed.page for seed in seeds] == [11, 22, 33]
+    answers = {seeds[1]: model.answer(seeds[1])}  # evaluated before the churn
+    for contact_id, _ in sorted(model.contacts.items(), key=lambda item: item[1])[:1200]:
+        model.clock += datetime.timedelta(seconds=1)
+        model.contacts[contact_id] = model._format(model.clock)  # updated: to the list's end
+        model.changed.add(contact_id)
+    answers.update({r: model.answer(r) for r in (first, seeds[0], seeds[2])})
+    assert answers[seeds[0]][0]["updated"] > answers[seeds[1]][0]["updated"]
+
+    emitted: list[dict] = []
+    while not paginator.finished:
+        for request in paginator.upcoming(4):
+            if request not in answers:
+                answers[request] = model.answer(request)
+        emitted.extend(paginator.advance(answers.pop(paginator.current)))
+
+    assert_whole_in_order_and_once(model, 100, at_start, emitted, paginator)
+    assert paginator.lanes_started == 3, "the seed behind the one before it starts no lane"
