@@ -333,12 +333,14 @@ def main() -> None:
             with Fake(
                 rate_latency_n, rate_limit=limit, rate_window=window, latency=latency
             ) as fake:
-                server = run_once("tap", fake, TAP_DEFAULT_PER_MINUTE).server
+                run = run_once("tap", fake, TAP_DEFAULT_PER_MINUTE)
+            server = run.server
             say(
                 f"Rate-bound at {latency * 1000:.0f} ms a request: {rate_latency_n:,} contacts, "
                 f"{API_LIMIT_PER_MINUTE}/min limit (as {limit} per {window:g} s)",
                 "tap-heymarket (default pacing)",
-                f"{_rate_figure(server, limit)}; {_million(server, rate_latency_n)}",
+                f"{_rate_figure(server, limit)}; {_million(server, rate_latency_n)}; "
+                f"peak RSS {run.peak_rss_mb:.0f} MB",
                 ">= 95%, no 429",
             )
 

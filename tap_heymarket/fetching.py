@@ -88,7 +88,7 @@ class Paginator(t.Protocol):
     def upcoming(self, count: int) -> list[t.Any]:
         """``current`` and up to ``count - 1`` requests that follow it if pages come back full."""
 
-    def advance(self, page: list[Record]) -> list[Record]:
+    def advance(self, page: list[Record]) -> t.Iterable[Record]:
         """Take the answer to ``current``; the records not passed on before."""
 
 
@@ -162,8 +162,8 @@ class Page:
     records: list[Record]
     report: NormalizeReport
     received_at: datetime.datetime
-    #: The records the paginator passes on (not read before), in order.
-    fresh: list[Record]
+    #: The records the paginator passes on (not read before), in order; used once.
+    fresh: t.Iterable[Record]
 
 
 class PageSource:

@@ -118,12 +118,12 @@ class _Held:
         self._chunks = kept
         del self.seconds[index:]
 
-    def take(self) -> list[dict[str, t.Any]]:
-        """Every contact held, in order; none is held after."""
-        contacts = [c for chunk, _ in self._chunks for c in self._decoded(chunk)]
+    def take(self) -> t.Iterator[dict[str, t.Any]]:
+        """Every contact held, in order, decoded as they are used; none is held after."""
+        chunks = self._chunks
         self._chunks = []
         self.seconds = []
-        return contacts
+        return (contact for chunk, _ in chunks for contact in self._decoded(chunk))
 
     def _decoded(self, chunk: bytes | list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         return self._decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
@@ -260,8 +260,12 @@ class LanedPaginator:
             return None
         return self.listed - lane.start - lane.seeded
 
-    def advance(self, page: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-        """Take the answer to ``current``; return the contacts to pass on, and set the next request."""
+    def advance(self, page: list[dict[str, t.Any]]) -> t.Iterator[dict[str, t.Any]]:
+        """Take the answer to ``current``; return the contacts to pass on, and set the next request.
+
+        They are decoded as they are used (a lane's may be thousands): use them before the
+        next call.
+        """
         lane = self._turn
         if lane.seed is not None:
             self._take_seed(lane, page)
@@ -430,9 +434,9 @@ class LanedPaginator:
                 lane.done = True
                 return
 
-    def _release(self) -> list[dict[str, t.Any]]:
-        """The contacts every lane before theirs has ended for, in order."""
-        passed: list[dict[str, t.Any]] = []
+    def _release(self) -> t.Iterator[dict[str, t.Any]]:
+        """The contacts every lane before theirs has ended for, in order (decoded as used)."""
+        passed: list[t.Iterator[dict[str, t.Any]]] = []
         while self._lanes:
             head = self._lanes[0]
             known, _ = self._next_low(head)
@@ -440,7 +444,7 @@ class LanedPaginator:
                 break  # a seed in flight: where the head ends is not known yet
             dated = [second for second in head.held.seconds if second is not None]
             head.released = max([head.released, *dated[-1:]])
-            passed.extend(head.held.take())
+            passed.append(head.held.take())
             if not head.done:
                 break
             self._lanes.pop(0)
@@ -448,7 +452,7 @@ class LanedPaginator:
                 _add(self._spent, head.paginator.stats)
                 self._order_shown = self._order_shown or head.paginator.order_shown
                 self._capped_at = self._capped_at or head.paginator.capped_at
-        return passed
+        return itertools.chain.from_iterable(passed)
 
 
 def _dropped(lane: _Lane) -> bool:
