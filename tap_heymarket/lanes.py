@@ -22,7 +22,10 @@ that cannot start a lane is dropped, and the lane before it reads on to the next
 ``low``, or to the list's end, proven there as usual: an empty seed (past the list's end), one
 of a single second, one with a contact without an id or ``updated``, and one that starts no
 later than the lane before it, or before what that lane has passed on (contacts left the list
-since that lane was placed, and positions fell).
+since that lane was placed, and positions fell). A lane whose paginator ends before the next
+lane's ``low`` (what follows is the next run's: dated from a second before the sync's start)
+ends the sync: the lanes after it are let go, as passing on their later contacts would leave
+a gap behind them.
 
 **Order.** Contacts are passed on in order: a lane's wait (encoded, ``_Held``) until every
 lane before it has ended, and a lane's are held while the seed after it is in flight (where
@@ -234,7 +237,7 @@ class LanedPaginator:
         if count > 1:
             self._open_lanes(count)
         lanes = self._in_turn(self._turn, first=True)
-        last = self._lanes[-1]
+        last = self._last_lane()
         # In-flight room no other lane uses goes to the last lane: its paginator names windows
         # ahead itself, and from the list's length the probe of its end with its last window.
         room = max(1, count - (len(lanes) - 1))
@@ -249,6 +252,10 @@ class LanedPaginator:
             requests = paginator.upcoming(room if lane is last else 1)
             named.extend(_tagged(request, lane) for request in requests)
         return named
+
+    def _last_lane(self) -> _Lane | None:
+        """The last lane that reads (or will): dropped seeds read nothing."""
+        return next((lane for lane in reversed(self._lanes) if not _dropped(lane)), None)
 
     def _listed_for(self, lane: _Lane) -> int | None:
         """How many contacts ``lane``'s paginator's list held at the start, as far as can be told.
@@ -278,9 +285,12 @@ class LanedPaginator:
             dated = [c["updated"] for c in fresh if contact_key(c) is not None]
             lane.recent = (lane.recent + dated)[-self._page_size :]
             self._end_at_next_low(lane)
-            if paginator.finished:
+            if paginator.finished and not lane.done:
+                # Its list ended before the next lane's start: the rest is the next run's
+                # (dated from a second before the sync's start), or left the list.
                 lane.done = True
-            elif fresh and len(self._lanes) > 1:
+                self._end_after(lane)
+            elif not lane.done and fresh and len(self._lanes) > 1:
                 self._aim(lane)
         passed = self._release()
         following = self._in_turn(lane, first=False)
@@ -289,6 +299,26 @@ class LanedPaginator:
         else:
             self.finished = True
         return passed
+
+    def _end_after(self, lane: _Lane) -> None:
+        """End the sync with ``lane``: the lanes after it are let go, and what they hold.
+
+        A lane's paginator ends before the next lane's ``low`` only where what follows is
+        the next run's (it reads from a second before the sync's start) or has left the list
+        (nothing else follows it: its probe showed so). Passing on what later lanes read would
+        leave a gap behind them; the next run reads from the bookmark, which stays at this
+        lane's contacts.
+        """
+        for later in self._lanes[self._lanes.index(lane) + 1 :]:
+            if later.paginator is not None:
+                _add(self._spent, later.paginator.stats)
+            self._spent.passed_on -= len(later.held.seconds)
+            self._spent.reread += len(later.held.seconds)
+            later.seed = later.paginator = None
+            later.low = None
+            later.held = _Held()
+            later.done = True
+        self._no_more_lanes = True
 
     def _aim(self, lane: _Lane) -> None:
         """Have ``lane``'s next request read little past the next lane's ``low``, where it is near.
@@ -347,8 +377,8 @@ class LanedPaginator:
                 return  # too little left to share
             if total_pages - self._next_start < max(MIN_LANE_PAGES, self._first_lane_pages // 2):
                 return  # the last lane reads that on (in windows of its own, if there is room)
-            last = self._lanes[-1]
-            if last.seed is None and not last.done:
+            last = self._last_lane()
+            if last is not None and last.seed is None and not last.done:
                 # The last lane reads on past its pages while no lane follows it: the next
                 # one starts a page past where it has read to (passed on, maybe, already).
                 read_to = last.start + last.passed
