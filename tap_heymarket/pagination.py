@@ -65,9 +65,9 @@ the probe holds the last contact alone though a contact passed on stands after i
 taken for a cut to one, and the one-contact probe follows.) An answer whose last contact the
 next run reads ends the sync with no probe.
 Contacts dated from ``next_run_reads_from`` on are read as they come, but not chased forever:
-windows among them that keep failing to join, none joining in between (``MAX_TAIL_SLIDES``),
-end the sync instead of sliding back again, as the list is sorted and everything after them is
-the next run's too.
+windows among them that keep failing to join, or joining with nothing new (a server ignoring
+``page`` there), none reading on in between (``MAX_TAIL_SLIDES``), end the sync instead of
+going on, as the list is sorted and everything after them is the next run's too.
 An answer as long as any before it but short of the limit may be the end or a cap: the
 paginator reads on with windows no larger than that answer (a page 0 still asks for a whole
 page: no reading of a cap moves its offset), and where no overlapping window of that size can
@@ -201,8 +201,8 @@ MAX_PROBE_HITS = 3
 #: Probes of the list's end with no answer bringing new contacts in between, before giving up
 #: (each found a cut, or a contact before its place gone: the list keeps changing there).
 MAX_PROBES_WITHOUT_NEWS = 30
-#: Windows in a row that do not join among contacts the next run reads (no window joining in
-#: between), before the sync ends there.
+#: Windows in a row that do not join, or join with nothing new, among contacts the next run
+#: reads (no window reading on in between), before the sync ends there.
 MAX_TAIL_SLIDES = 10
 
 
@@ -254,9 +254,11 @@ class ContactsPaginator:
         self._rechecking = False
         # Answers as long as the largest one, while a cap is suspected: many say it is one.
         self._answers_at_cap = 0
-        # Windows that did not join past the last contact the next run would not read, since
-        # the last one that did.
+        # Windows that did not join, or joined and brought nothing new, past the last contact
+        # the next run would not read, since the last one that read on.
         self._tail_slides = 0
+        # Whether the answer being taken brought contacts not passed on before.
+        self._brought_news = False
         # The shortest answer shown to be cut short of the list's end: no limit asks for more.
         self._cut: int | None = None
         # Whether answers were shown to be cut at lengths that vary (by bytes, say): then no
@@ -622,8 +624,22 @@ class ContactsPaginator:
                 ):
                     self._furthest = key
 
-        self._plan_next(request, page, keys, fresh)
+        if not self._stalled_in_tail(request, fresh):
+            self._plan_next(request, page, keys, fresh)
         return self._pass_on(fresh)
+
+    def _stalled_in_tail(self, request: PageRequest, fresh: list[dict[str, t.Any]]) -> bool:
+        """Whether windows among contacts the next run reads keep bringing nothing new.
+
+        Then the sync ends there, as when they keep failing to join: a server ignoring
+        ``page`` there repeats itself without failing a check, as those contacts are exempt.
+        """
+        self._brought_news = bool(fresh)
+        if request.offset == 0 or fresh or not self._in_tail():
+            return False
+        self._tail_slides += 1
+        self.finished = self._tail_slides >= MAX_TAIL_SLIDES
+        return self.finished
 
     def _broken_assumption(
         self,
@@ -793,6 +809,10 @@ class ContactsPaginator:
         held = sum(1 for key in last[first:] if key[0][:19] == second)
         return first > 0 and held < _overlap(self._limit(self._window))
 
+    def _in_tail(self) -> bool:
+        """Whether the last window read reaches contacts the next run reads again."""
+        return bool(self._last_window) and self._last_window[-1][0] >= self.next_run_reads_from
+
     @staticmethod
     def _join_point(keys: list[Key | None], read: set[Key]) -> int | None:
         """Index in the new page of the last contact of ``read`` (None if none is there)."""
@@ -806,7 +826,7 @@ class ContactsPaginator:
 
         Unless that keeps happening past the last contact the next run would not read.
         """
-        if self._last_window and self._last_window[-1][0] >= self.next_run_reads_from:
+        if self._in_tail():
             self._tail_slides += 1
             if self._tail_slides >= MAX_TAIL_SLIDES:
                 self.finished = True
@@ -1052,7 +1072,7 @@ class ContactsPaginator:
             return
         self._last_window = placed
         self._last_window_date = request.date
-        if request.offset > 0:  # a window that joined
+        if request.offset > 0 and self._brought_news:  # a window that joined, and read on
             self._tail_slides = 0
         self._anchor = (request, placed)
         if len(page) == request.limit:
