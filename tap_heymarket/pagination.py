@@ -257,8 +257,6 @@ class ContactsPaginator:
         # Windows that did not join, or joined and brought nothing new, past the last contact
         # the next run would not read, since the last one that read on.
         self._tail_slides = 0
-        # Whether the answer being taken brought contacts not passed on before.
-        self._brought_news = False
         # The shortest answer shown to be cut short of the list's end: no limit asks for more.
         self._cut: int | None = None
         # Whether answers were shown to be cut at lengths that vary (by bytes, say): then no
@@ -634,7 +632,8 @@ class ContactsPaginator:
         Then the sync ends there, as when they keep failing to join: a server ignoring
         ``page`` there repeats itself without failing a check, as those contacts are exempt.
         """
-        self._brought_news = bool(fresh)
+        if request.offset > 0 and fresh:  # a window that joined, and read on
+            self._tail_slides = 0
         if request.offset == 0 or fresh or not self._in_tail():
             return False
         self._tail_slides += 1
@@ -1072,8 +1071,6 @@ class ContactsPaginator:
             return
         self._last_window = placed
         self._last_window_date = request.date
-        if request.offset > 0 and self._brought_news:  # a window that joined, and read on
-            self._tail_slides = 0
         self._anchor = (request, placed)
         if len(page) == request.limit:
             self._hold = False
