@@ -533,7 +533,14 @@ class _Plan:
         active = self.active
         known = None if self.oldest in (_UNKNOWN, _ASKED) else self.oldest
         while len(active) < target and (
-            older := _split_one(active, known, page_size, density=self.density, prior=self.prior)
+            older := _split_one(
+                active,
+                known,
+                page_size,
+                density=self.density,
+                prior=self.prior,
+                asking=self.asking,
+            )
             or (
                 guess
                 and self.prior is None
@@ -564,6 +571,7 @@ def _split_one(
     *,
     density: dict[int, float],
     prior: float | None = None,
+    asking: t.Container[int] = (),
 ) -> BackwardWalk | None:
     """Split the walk with the most records left to walk, if each half is worth its own walk.
 
@@ -589,19 +597,24 @@ def _split_one(
         # No record is older than the oldest there is: a floor below it bounds nothing.
         return max((low for low in (walk.floor, oldest) if low is not None), default=None)
 
-    def records_left(walk: BackwardWalk) -> float:
+    def seconds_left(walk: BackwardWalk) -> float:
+        # Counted from where the walk is expected to be once its answer in flight is in: that
+        # answer reads about a page below the boundary, whatever a split leaves the walk.
         low = low_end(walk)
-        if low is None or low >= walk.boundary:
+        if low is None:
             return 0.0
-        # Records are rarely spread evenly: where the walk is now counts.
-        here = density.get(id(walk), average)
-        return (_instant(walk.boundary) - _instant(low)).total_seconds() * here
+        ahead = page_size / here(walk) if id(walk) in asking else 0.0
+        return max(0.0, (_instant(walk.boundary) - _instant(low)).total_seconds() - ahead)
 
-    fullest = max(walks, key=records_left)
-    if records_left(fullest) / 2 < SPLIT_PAGES * page_size:
+    def here(walk: BackwardWalk) -> float:
+        # Records are rarely spread evenly: where the walk is now counts.
+        return density.get(id(walk), average)
+
+    fullest = max(walks, key=lambda walk: seconds_left(walk) * here(walk))
+    if seconds_left(fullest) * here(fullest) / 2 < SPLIT_PAGES * page_size:
         return None
-    high, low = _instant(fullest.boundary), _instant(t.cast(str, low_end(fullest)))
-    return fullest.split_at(_fixed(low + (high - low) / 2))
+    low = _instant(t.cast(str, low_end(fullest)))
+    return fullest.split_at(_fixed(low + datetime.timedelta(seconds=seconds_left(fullest) / 2)))
 
 
 def _split_unseen(walks: list[BackwardWalk], top: str) -> BackwardWalk | None:

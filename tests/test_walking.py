@@ -586,6 +586,27 @@ def test_a_walk_split_before_any_answer_is_split_four_times_further_back_each_ti
     assert walks[-1].floor is None
 
 
+def test_a_walk_with_its_request_in_flight_is_split_below_where_that_answer_will_reach():
+    # The answer in flight reads about a page below the boundary whatever a split leaves the
+    # walk: halving from the boundary left the walk that answer and a sliver, a request more
+    # for a few records (at 1 s a request, about one walk end in three).
+    walk = BackwardWalk(
+        top="2024-03-01T00:00:00.000000Z", floor="2024-02-25T00:00:00.000000Z", limit=100
+    )
+    density = 100 / 86_400  # a page a day: five pages left, one of them in flight
+    older = _split_one([walk], None, 100, density={}, prior=density, asking={id(walk)})
+    assert older is not None and older.top == "2024-02-27T00:00:00.000000Z", (
+        "half way down from a page below the boundary"
+    )
+    narrow = BackwardWalk(
+        top="2024-03-01T00:00:00.000000Z", floor="2024-02-27T12:00:00.000000Z", limit=100
+    )
+    assert _split_one([narrow], None, 100, density={}, prior=density) is not None
+    assert (
+        _split_one([narrow], None, 100, density={}, prior=density, asking={id(narrow)}) is None
+    ), "two and a half pages left, one in flight: halves of the rest would hold under a page"
+
+
 def test_a_walk_with_three_pages_left_is_split_when_a_request_slot_would_stand_idle():
     # Near a sync's end at 1 s a request, walks of three pages left finished one page a
     # second while the other request slots stood idle.
