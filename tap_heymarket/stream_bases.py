@@ -581,7 +581,8 @@ def _split_one(
     on average before it has one, and ``prior`` before any answer is in): a request more is
     cheaper than a request slot standing idle for a second. ``oldest``, the oldest record there
     is as far as known, places the half way of an open-ended walk, or of one whose floor lies
-    below it (split before it was known).
+    below it (split before it was known). A walk in ``asking`` (a request in flight) is counted
+    from a page below its boundary, where that answer will reach whatever the split leaves it.
     """
 
     def walked(walk: BackwardWalk) -> float:
