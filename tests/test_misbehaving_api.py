@@ -163,3 +163,35 @@ def test_answers_cut_by_size_at_lengths_that_vary_still_sync_everything_in_one_r
 
     assert run.returncode == 0, run.stderr
     assert set(at_start) <= run.ids
+
+
+@pytest.mark.parametrize(
+    "misbehaviour",
+    [
+        {"tie_order": "hash", "changes_per_request": 2},
+        {"max_limit": 50},
+        {"max_bytes": 47_000, "changes_per_request": 1},
+        {"date_exclusive": True, "date_precision": "second", "creates_per_request": 2},
+        {"order": "newest-first"},
+    ],
+    ids=["hash-tie-churn", "cap-50", "cut-by-size-churn", "exclusive-seconds-creates", "desc"],
+)
+def test_a_first_sync_read_in_lanes_over_http_syncs_everything_or_fails_without_a_gap(
+    misbehaviour,
+):
+    # At a latency that calls for requests in flight, a first sync reads the list in lanes,
+    # each started by a page at an offset: the readings above, at 30 ms an answer.
+    with FakeHeymarket(contacts=1_500, seed=11, tie_groups=3, tie_size=150) as fake:
+        fake.configure(latency=0.03, **misbehaviour)
+        at_start = served(fake)
+        run = run_tap(tap_config(fake, page_size=50))
+        at_end = served(fake)
+
+    if run.returncode == 0:
+        unchanged = {cid for cid, updated in at_start.items() if at_end.get(cid) == updated}
+        assert unchanged <= run.ids
+        [summary] = [line for line in run.stderr.splitlines() if "Contacts sync done" in line]
+        assert int(summary.split(" lanes")[0].rsplit(" ", 1)[1]) > 1, summary
+    else:
+        assert_failed_in_one_line(run, "Heymarket")
+    assert_bookmark_leaves_no_gap(run, at_end)
