@@ -326,6 +326,14 @@ class ContactsPaginator:
         return self._largest_answer if self._answers_at_cap >= CAP_EVIDENCE else None
 
     @property
+    def left_to_next_run(self) -> bool:
+        """Whether the sync ended among contacts the next run reads, short of the list's end.
+
+        Windows there kept failing to join or bringing nothing new (``MAX_TAIL_SLIDES``).
+        """
+        return self.finished and self._tail_slides >= MAX_TAIL_SLIDES
+
+    @property
     def cut_short(self) -> bool:
         """Whether an answer may have been, or was, cut short of the limit by a cap."""
         return self._maybe_capped or self._cut is not None

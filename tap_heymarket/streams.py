@@ -11,7 +11,7 @@ import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_heymarket.client import TEAM_PATH, HeymarketAPIError, HeymarketStream
-from tap_heymarket.fetching import Answer, Page, PageSource
+from tap_heymarket.fetching import Answer, MovingAverage, Page, PageSource
 from tap_heymarket.fields import (
     CONTACTS,
     CONVERSATIONS,
@@ -30,8 +30,8 @@ from tap_heymarket.normalize import (
     normalize_record,
     normalize_timestamp,
 )
-from tap_heymarket.pagination import PageRequest, PagingError
-from tap_heymarket.sdk_internals import FullPass, SortedStreamFastPath, fixed_width
+from tap_heymarket.pagination import ContactsPaginator, PageRequest, PagingError
+from tap_heymarket.sdk_internals import FullPass, SortedStreamFastPath, fixed_width, utc_now
 from tap_heymarket.stream_bases import Findings, ListStream, WalkedStream, log_findings
 
 if t.TYPE_CHECKING:
@@ -52,6 +52,17 @@ STATE_EVERY_PAGES = 5
 #: How far ahead of this machine's clock Heymarket's may run before a contact counts as
 #: dated in the future.
 _CLOCK_SKEW = datetime.timedelta(minutes=1)
+
+
+def _noting_changed(
+    contacts: t.Iterable[dict[str, t.Any]], since: str, changed: set[tuple[t.Any, t.Any]]
+) -> t.Iterator[dict[str, t.Any]]:
+    """``contacts`` as they come, noting ``(id, updated)`` of those updated from ``since`` on."""
+    for contact in contacts:
+        updated = contact.get("updated")
+        if updated is not None and updated >= since:
+            changed.add((contact.get("id"), updated))
+        yield contact
 
 
 class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
@@ -150,8 +161,12 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
         _ = self.authenticator, self.pacer, self._idle_sessions, self.latency
         interval = 60.0 / self.config["max_requests_per_minute"]
         pages = PageSource(paginator, self._fetch, self.latency, interval)
+        # A sweep notes the contacts it writes that changed during it (see ``_sweep_changed``).
+        changed: set[tuple[t.Any, t.Any]] = set()
         try:
             for page in pages:
+                if sweep:
+                    page.fresh = _noting_changed(page.fresh, paginator.next_run_reads_from, changed)
                 yield from self._emit(page, found)
         except PagingError as exc:
             # No STATE: the answers so far may not be what they seemed. A rerun starts from
@@ -163,8 +178,55 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
             self._write_state_message()
             raise
         if sweep:
-            self.end_full_pass()
+            yield from self._sweep_changed(paginator.next_run_reads_from, changed, found)
         self._log_summary(paginator, found, pages.unused)
+
+    def _sweep_changed(
+        self, since: str, written: set[tuple[t.Any, t.Any]], found: Findings
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Contacts updated while the sweep read, read again; then the version is activated.
+
+        A contact updated during the pass moves to the end of the list, which a lane (or a
+        window in flight) may have read before it moved, and the pass may end among such
+        contacts without reading them all: it leaves them to the next run. A sweep must write
+        every live contact before the target marks the others deleted, so it reads them again,
+        one request at a time: the end comes last, after every place a contact updated during
+        this read left. If even then contacts keep changing at the end faster than they are
+        read, the sweep marks nothing deleted this time.
+        """
+        paginator = ContactsPaginator(
+            page_size=self.config["page_size"], since=since, signpost=fixed_width(utc_now())
+        )
+        interval = 60.0 / self.config["max_requests_per_minute"]
+        # A latency never measured: one request at a time.
+        pages = PageSource(paginator, self._fetch, MovingAverage(), interval)
+        again = 0
+        try:
+            for page in pages:
+                # Those the pass wrote, unchanged since, are not written again.
+                page.fresh = (
+                    c for c in page.fresh if (c.get("id"), c.get("updated")) not in written
+                )
+                for contact in self._emit(page, found):
+                    again += 1
+                    yield contact
+        except PagingError as exc:
+            raise HeymarketAPIError(str(exc)) from None
+        self.logger.info(
+            "Deletion sweep: contacts changed while it read (from %s on) read again: %d "
+            "written, %d requests",
+            since,
+            again,
+            paginator.stats.requests,
+        )
+        if paginator.left_to_next_run:
+            self.logger.warning(
+                "Deletion sweep: contacts kept changing at the end of the list faster than they "
+                "could be read (from %s on); no contact was marked deleted this time",
+                since,
+            )
+            return
+        self.end_full_pass()
 
     def _fetch(self, request: PageRequest) -> Answer:
         """One page of contacts, decoded, and what decoding it had to change."""

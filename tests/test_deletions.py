@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from tap_heymarket.pagination import ContactsPaginator
+from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import TapRun, run_tap, tap_config
 
@@ -44,3 +48,35 @@ def test_a_sweep_that_fails_midway_sends_no_activate_version():
     assert run.returncode == 1
     assert any(m["type"] == "RECORD" for m in contacts_messages(run)), "failed before a record"
     assert "ACTIVATE_VERSION" not in {m["type"] for m in contacts_messages(run)}
+
+
+def test_a_sweep_at_a_slow_api_marks_no_contact_deleted_that_changed_while_it_ran():
+    # At 30 ms an answer a first sync reads in lanes; a contact updated while a sweep runs
+    # moves to the end of the list, which may have been read already: the sweep must still
+    # emit it before its ACTIVATE_VERSION, or the target marks a live contact deleted.
+    with FakeHeymarket(contacts=1_500, seed=11, tie_groups=3, tie_size=150) as fake:
+        fake.configure(latency=0.03, changes_per_request=1)
+        before = {c["id"] for c in fake.contacts()}
+        sweep = run_tap(tap_config(fake, contacts_deletion_sweep=True, page_size=50))
+
+    assert sweep.returncode == 0, sweep.stderr
+    messages = contacts_messages(sweep)
+    assert "ACTIVATE_VERSION" in {m["type"] for m in messages}
+    emitted = {m["record"]["id"] for m in messages if m["type"] == "RECORD"}
+    assert before <= emitted, f"{len(before - emitted)} live contacts would be marked deleted"
+
+
+def test_a_sweep_that_cannot_reach_the_end_of_the_changed_contacts_marks_nothing_deleted(
+    capsys, caplog, monkeypatch
+):
+    # Contacts changing at the end of the list faster than they are read: the sweep cannot
+    # tell the live ones it missed from deleted ones, so it activates no version.
+    monkeypatch.setattr(ContactsPaginator, "left_to_next_run", property(lambda self: True))
+    with FakeHeymarket(contacts=200, seed=4) as fake:
+        config = tap_config(fake, contacts_deletion_sweep=True)
+        TapHeymarket(config=config, setup_mapper=True).streams["contacts"].sync()
+    kinds = [json.loads(line)["type"] for line in capsys.readouterr().out.splitlines()]
+
+    assert kinds.count("RECORD") == 200
+    assert "ACTIVATE_VERSION" not in kinds
+    assert "no contact was marked deleted this time" in caplog.text
