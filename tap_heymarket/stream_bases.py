@@ -35,7 +35,7 @@ from tap_heymarket.normalize import (
 )
 from tap_heymarket.pagination import PagingError
 from tap_heymarket.sdk_internals import FullPass, OwnBookmark, fixed_width, utc_now
-from tap_heymarket.walking import BackwardWalk, WalkRequest, WalkStats
+from tap_heymarket.walking import BackwardWalk, WalkRequest, WalkStats, second_of
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -66,6 +66,9 @@ SPLIT_PAGES = 1
 UNSEEN_FIRST_SPLIT = datetime.timedelta(days=1)
 #: Nor is it split below this date (a few splits more would reach below the year 1).
 UNSEEN_EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+#: Walks above a full pass's top for records updated while it walked, at most, before it
+#: gives up marking anything deleted (``WalkedStream._changed_while_walking``).
+MAX_REWALKS = 5
 
 
 @dataclass
@@ -272,12 +275,12 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         )
         try:
             yield from self._run(walks, bookmark, found, context, counted=counted)
+            if full:
+                yield from self._changed_while_walking(walks, found, context)
         except PagingError as exc:
             # Every STATE so far is backed by answers that passed their checks.
             raise HeymarketAPIError(str(exc)) from None
-        if full:
-            self.end_full_pass()
-        else:
+        if not full:
             bookmark = max(walk.top for walk in walks)
             self.save_state(
                 {"replication_key": self.replication_key, "replication_key_value": bookmark},
@@ -302,6 +305,41 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
             len(walks),
         )
         log_findings(self.logger, self.name, self.walk_key, found)
+
+    def _changed_while_walking(
+        self, walks: list[BackwardWalk], found: Findings, context: Context | None
+    ) -> t.Iterator[Record]:
+        """A full pass's records updated while it walked, then its version activated.
+
+        Updated before the walk reached it, a record moves to where the walk has been (dated
+        from when it began), and the walk never reads it; a pass must write every live record before the target marks the others
+        deleted. So what was updated since the walk began is walked again, from now down, until
+        such a walk takes a single answer (one answer holds whatever was there as it was made; between
+        two, a record may move above the walk again). After ``MAX_REWALKS`` the pass marks
+        nothing deleted this time. The walks join ``walks``, for the summary line.
+        """
+        since = self.signpost  # when the first walk began
+        for _ in range(MAX_REWALKS):
+            started = fixed_width(utc_now())
+            walk = BackwardWalk(
+                top=started,
+                floor=second_of(since),
+                limit=self.config["page_size"],
+                key=self.walk_key,
+            )
+            rewalk = [walk]  # with the walks a slow API's latency splits it into
+            yield from self._run(rewalk, None, found, context)
+            walks.extend(rewalk)
+            if sum(part.stats.requests for part in rewalk) <= 1:
+                self.end_full_pass()
+                return
+            since = started
+        self.logger.warning(
+            "%s kept changing while they were read (%d walks above the first one's top); none "
+            "was marked deleted this time",
+            self.name.replace("_", " ").capitalize(),
+            MAX_REWALKS,
+        )
 
     def describe(self, context: Context | None) -> str:
         """The partition, for log lines ("" without one)."""

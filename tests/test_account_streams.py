@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tap_heymarket import stream_bases
 from tap_heymarket.tap import TapHeymarket
 from testbed.fake_heymarket import FakeHeymarket
 from testbed.runs import TapRun, run_tap, tap_config
@@ -46,6 +49,38 @@ def test_each_full_table_stream_activates_its_version_after_its_records():
     for stream in ("contacts", "messages", "conversations"):
         assert not any(m["type"] == "ACTIVATE_VERSION" and m.get("stream") == stream
                        for m in run.messages)  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", ["tags", "templates"])
+def test_a_full_table_walk_marks_no_object_deleted_that_changed_while_it_ran(stream):
+    # A tag updated while the walk reads, before the walk reaches it, moves above the walk's
+    # top: the walk must still write it before its ACTIVATE_VERSION, or the target marks a
+    # live tag deleted.
+    with FakeHeymarket(contacts=5, messages=10, tags=300, templates=300, seed=7) as fake:
+        before = {o["id"] for o in fake.objects()[stream]}
+        fake.configure(list_changes_per_request=1)
+        run = run_tap(tap_config(fake))
+        after = {o["id"] for o in fake.objects()[stream]}
+    assert run.returncode == 0, run.stderr
+    kinds = [m["type"] for m in run.messages if m.get("stream") == stream]
+    assert kinds[-1] == "ACTIVATE_VERSION"
+    missing = (before & after) - set(ids(run, stream))
+    assert not missing, f"{len(missing)} live {stream} would be marked deleted"
+
+
+def test_a_full_table_walk_whose_records_keep_changing_marks_nothing_deleted(
+    capsys, caplog, monkeypatch
+):
+    # Walks again over what changed while the last walk read never came down to a single
+    # answer: the pass cannot tell the live records it missed from deleted ones.
+    monkeypatch.setattr(stream_bases, "MAX_REWALKS", 0)
+    with FakeHeymarket(contacts=5, messages=10, seed=7) as fake:
+        TapHeymarket(config=tap_config(fake), setup_mapper=True).streams["tags"].sync()
+    kinds = [json.loads(line)["type"] for line in capsys.readouterr().out.splitlines()]
+
+    assert "RECORD" in kinds
+    assert "ACTIVATE_VERSION" not in kinds
+    assert "none was marked deleted this time" in caplog.text
 
 
 def test_conversations_changed_between_and_during_runs_reach_the_next_run_per_inbox_bookmark():

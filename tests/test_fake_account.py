@@ -569,6 +569,22 @@ def test_churn_updates_conversations_of_the_asked_inbox_after_each_page(
     assert len(set(ids(walked))) == len(walked)
 
 
+def test_list_churn_updates_tags_or_templates_after_each_page_of_them(
+    fake: FakeHeymarket,
+) -> None:
+    for path, kind in ((TAGS_PATH, "tags"), (TEMPLATES_PATH, "templates")):
+        before = {o["id"]: o for o in fake.objects()[kind]}
+        fake.list_changes_per_request = 2
+        page = answer(fake, path, {})
+        fake.list_changes_per_request = 0
+        after = fake.objects()[kind]
+        changed = [o for o in after if o != before[o["id"]]]
+        assert len(changed) == 2
+        assert all(o["updated"] > page[0]["updated"] for o in changed), "updated now"
+        assert all(o["rev"] == before[o["id"]]["rev"] + 1 for o in changed)
+        assert answer(fake, path, {})[:2] == sorted(changed, key=lambda o: o["updated"])[::-1]
+
+
 # ---- data that ties together
 
 

@@ -237,9 +237,14 @@ class AccountStore:
         }
 
     def tag_page(self, cursor_ns: int | None, knobs: Knobs) -> list[dict[str, Any]]:
-        """``POST /v1/tags``: a page of tags updated before the cursor, newest first."""
+        """``POST /v1/tags``: a page of tags updated before the cursor, newest first.
+
+        Then ``list_changes_per_request`` tags are updated (now).
+        """
         with self._lock:
-            return self._tags.page(cursor_ns, knobs.list_page_size, knobs)
+            page = self._tags.page(cursor_ns, knobs.list_page_size, knobs)
+            self._churn_list(self._tags, knobs.list_changes_per_request)
+            return page
 
     def template_page(self, cursor_ns: int | None, knobs: Knobs) -> list[dict[str, Any]]:
         """``POST /v1/templates``: a page of templates updated before the cursor, newest first."""
@@ -247,7 +252,17 @@ class AccountStore:
         if knobs.archived_templates == "hidden":
             keep = lambda template: not template["archived"]  # noqa: E731
         with self._lock:
-            return self._templates.page(cursor_ns, knobs.list_page_size, knobs, keep)
+            page = self._templates.page(cursor_ns, knobs.list_page_size, knobs, keep)
+            self._churn_list(self._templates, knobs.list_changes_per_request)
+            return page
+
+    def _churn_list(self, records: BeforeList, n: int) -> None:
+        """``n`` of ``records`` updated now (``rev`` up by one), one after the other."""
+        for rid in self._rng.sample(records.ids(), min(n, len(records))):
+            record = copy.deepcopy(records.get(rid))
+            record["updated"] = format_us(self._clock())
+            record["rev"] = record.get("rev", 0) + 1
+            records.put(record)
 
     def survey_page(self, limit: int, page: int) -> list[dict[str, Any]]:
         """``POST /v1/surveys``: page ``page`` (from 1) of ``limit`` surveys, by id."""

@@ -172,6 +172,9 @@ class Knobs:
         "conversations of the asked inboxes updated (now) after each page of conversations",
         at_least=0,
     )
+    list_changes_per_request: int = _knob(
+        0, "tags (or templates) updated (now) after each page of tags (or templates)", at_least=0
+    )
 
     def __post_init__(self) -> None:
         """Check every knob (``fail_kinds`` may come as a JSON list: it is kept as a tuple)."""
