@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import time
 import typing as t
 from functools import cached_property
@@ -192,8 +193,13 @@ class ContactsStream(SortedStreamFastPath, FullPass, HeymarketStream):
         every live contact before the target marks the others deleted, so it reads them again,
         one request at a time: the end comes last, after every place a contact updated during
         this read left. If even then contacts keep changing at the end faster than they are
-        read, the sweep marks nothing deleted this time.
+        read, the sweep marks nothing deleted this time. (What this read leaves is what changed
+        from a second before it began: a contact the pass left and changed again since.)
         """
+        # Contacts changed in the second or two before a read are left to the next run; those
+        # the pass left (a bulk edit just before it, say) must not be left again: this read
+        # starts in the second after the next, and reads them with every check.
+        time.sleep(max(0.0, math.floor(time.time()) + 2 - time.time()))
         paginator = ContactsPaginator(
             page_size=self.config["page_size"], since=since, signpost=fixed_width(utc_now())
         )
