@@ -180,9 +180,9 @@ def test_a_first_sync_read_in_lanes_over_http_syncs_everything_or_fails_without_
     misbehaviour,
 ):
     # At a latency that calls for requests in flight, a first sync reads the list in lanes,
-    # each started by a page at an offset: the readings above, at 30 ms an answer.
+    # each started by a page at an offset: the readings above, at 100 ms an answer.
     with FakeHeymarket(contacts=1_500, seed=11, tie_groups=3, tie_size=150) as fake:
-        fake.configure(latency=0.03, **misbehaviour)
+        fake.configure(latency=0.1, **misbehaviour)
         at_start = served(fake)
         run = run_tap(tap_config(fake, page_size=50))
         at_end = served(fake)
