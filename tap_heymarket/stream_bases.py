@@ -66,8 +66,8 @@ SPLIT_PAGES = 1
 UNSEEN_FIRST_SPLIT = datetime.timedelta(days=1)
 #: Nor is it split below this date (a few splits more would reach below the year 1).
 UNSEEN_EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
-#: Walks above a full pass's top for records updated while it walked, at most, before it
-#: gives up marking anything deleted (``WalkedStream._changed_while_walking``).
+#: Walks again over what changed since a full pass began, at most, before the pass gives up
+#: marking anything deleted (``WalkedStream._changed_while_walking``).
 MAX_REWALKS = 5
 
 
@@ -312,11 +312,12 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
         """A full pass's records updated while it walked, then its version activated.
 
         Updated before the walk reached it, a record moves to where the walk has been (dated
-        from when it began), and the walk never reads it; a pass must write every live record before the target marks the others
-        deleted. So what was updated since the walk began is walked again, from now down, until
-        such a walk takes a single answer (one answer holds whatever was there as it was made; between
-        two, a record may move above the walk again). After ``MAX_REWALKS`` the pass marks
-        nothing deleted this time. The walks join ``walks``, for the summary line.
+        from when it began), and the walk never reads it; a pass must write every live record
+        before the target marks the others deleted. So what was updated since the walk began
+        is walked again, from now down, until such a walk takes a single answer (one answer
+        holds whatever was there as it was made; between two, a record may move again). After
+        ``MAX_REWALKS`` the pass marks nothing deleted this time. The walks join ``walks``,
+        for the summary line.
         """
         since = self.signpost  # when the first walk began
         for _ in range(MAX_REWALKS):
@@ -335,8 +336,8 @@ class WalkedStream(_Decoded, FullPass, OwnBookmark):
                 return
             since = started
         self.logger.warning(
-            "%s kept changing while they were read (%d walks above the first one's top); none "
-            "was marked deleted this time",
+            "%s kept changing while they were read (%d walks again over what changed since "
+            "the pass began); none was marked deleted this time",
             self.name.replace("_", " ").capitalize(),
             MAX_REWALKS,
         )
