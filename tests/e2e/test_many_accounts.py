@@ -175,8 +175,12 @@ def test_two_accounts_share_the_tables_each_with_its_rows_key_and_bookmark(
     assert {r["auth"] for r in south.requests} == {"api_key"}
     for fake in fakes.values():
         lists = [r for r in fake.requests if r["path"] == "/v2/contacts/list"]
-        asked = {r["body"]["limit"] for r in lists[:-1]}  # the last: the probe of the list's end
-        assert asked == {50}, "the base's TAP_HEYMARKET_PAGE_SIZE did not reach this account"
+        # Probes of the list's end, and a lane's last request on a slow machine, ask for less.
+        asked = [r["body"]["limit"] for r in lists]
+        assert asked[0] == max(asked) == 50, (
+            "the base's TAP_HEYMARKET_PAGE_SIZE did not reach this account",
+            asked,
+        )
 
     for table in TABLES:
         loaded = rows_by_account(warehouse, table)
